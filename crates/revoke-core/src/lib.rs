@@ -1,0 +1,22 @@
+//! revoke-core: the engine behind rocket-revoke.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod engine;
+mod error;
+pub mod issuer;
+pub mod set;
+pub mod store;
+pub mod sync;
+mod types;
+pub mod claims;
+pub mod verifier;
+
+pub use engine::{Engine, EngineConfig, RevokeRequest};
+pub use error::{Error, Result};
+pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
+pub use set::RevocationSet;
+pub use sync::SyncStatus;
+pub use types::*;
+pub use claims::{Claims, NoExtra, Audience};
+pub use verifier::{Verifier, VerifierConfig, VerifyError, KeyError};

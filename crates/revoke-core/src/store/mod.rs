@@ -1,0 +1,293 @@
+//! Durable storage: the token registry, current revocations and the event log.
+//!
+//! One trait, [`Store`], with two backends over `sqlx` pools: [`SqliteStore`] (the embedded
+//! default) and [`PgStore`] (many instances). Both share their SQL (see `sql.rs`); they differ
+//! in how a write transaction starts and in how readers are woken.
+
+use crate::{Event, Result, Revocation, Scope, TokenKind};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite (one file, WAL mode); sync polls.
+    Sqlite,
+    /// PostgreSQL; sync is woken by LISTEN/NOTIFY and polls as a fallback.
+    Postgres,
+}
+
+impl Backend {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token as recorded in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Unique token id.
+    pub jti: String,
+    /// Subject (user id).
+    pub sub: String,
+    /// Session family id, shared by every token of one login.
+    pub fid: Option<String>,
+    /// Access, refresh or external.
+    pub kind: TokenKind,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+    /// Free text shown to operators (client name, device, ...).
+    pub label: Option<String>,
+}
+
+/// A token's state as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// Neither revoked nor expired.
+    Active,
+    /// Covered by a revocation of any scope (wins over expired).
+    Revoked,
+    /// Past its `exp`.
+    Expired,
+}
+
+impl TokenStatus {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+            TokenStatus::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenStatus {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(TokenStatus::Active),
+            "revoked" => Ok(TokenStatus::Revoked),
+            "expired" => Ok(TokenStatus::Expired),
+            other => Err(crate::Error::Invalid(format!(
+                "unknown status {other:?} (expected active, revoked or expired)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The revocation that covers a token, as shown next to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    /// The scope that matched (jti wins over family, family over subject, subject over global).
+    pub scope: Scope,
+    /// When, seconds since the epoch.
+    pub revoked_at: i64,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who.
+    pub actor: Option<String>,
+}
+
+/// A registry row with its computed status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The recorded token.
+    #[serde(flatten)]
+    pub token: TokenRecord,
+    /// When a guard last saw it, seconds since the epoch.
+    pub last_seen: Option<i64>,
+    /// For refresh tokens: when it was spent by a rotation.
+    pub spent_at: Option<i64>,
+    /// Status at the time of the query.
+    pub status: TokenStatus,
+    /// The revocation that covers it, if revoked.
+    pub revocation: Option<RevocationInfo>,
+}
+
+/// Filters and paging for [`Store::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only tokens in this state.
+    pub status: Option<TokenStatus>,
+    /// Only tokens of exactly this subject.
+    pub subject: Option<String>,
+    /// Only tokens of this family.
+    pub family: Option<String>,
+    /// Only tokens whose jti starts with this.
+    pub jti_prefix: Option<String>,
+    /// Tokens whose subject, jti or label starts with this text.
+    pub text: Option<String>,
+    /// Keyset paging: only tokens after this `(iat, jti)` in newest-first order.
+    pub after: Option<(i64, String)>,
+    /// Skip this many rows (prefer `after` for deep pages).
+    pub offset: u64,
+    /// Page size; 0 means the default of 100.
+    pub limit: u32,
+}
+
+/// Counts for dashboards and `revokectl stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Registry rows.
+    pub tokens: i64,
+    /// Registry rows neither revoked nor expired.
+    pub active: i64,
+    /// Registry rows covered by a revocation.
+    pub revoked: i64,
+    /// Registry rows past `exp` and not revoked.
+    pub expired: i64,
+    /// Rows in the revocations table.
+    pub revocations: i64,
+    /// Rows in the event log.
+    pub events: i64,
+    /// Highest event id.
+    pub last_event_id: i64,
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Expired revocations removed.
+    pub revocations: u64,
+    /// Registry rows removed (expired before the retention window).
+    pub tokens: u64,
+    /// Events removed (older than the retention window).
+    pub events: u64,
+}
+
+/// Every unexpired revocation and the event id it is consistent with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Highest event id reflected in `revocations`; sync continues after it.
+    pub cursor: i64,
+    /// The revocations in force.
+    pub revocations: Vec<Revocation>,
+}
+
+/// Outcome of [`Store::rotate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The refresh token was unspent; it is now spent and the new tokens are recorded.
+    Rotated,
+    /// The refresh token had been spent before: its family is now revoked. The events
+    /// (revoke family, reuse detected) were committed in the same transaction.
+    Reused {
+        /// The family that was revoked.
+        fid: Option<String>,
+        /// Events written.
+        events: Vec<Event>,
+    },
+    /// No refresh token with this jti is in the registry.
+    Unknown,
+}
+
+/// Wakes sync when other processes commit events.
+#[async_trait::async_trait]
+pub trait ChangeFeed: Send {
+    /// Waits for the next notification. An error means the feed is broken; sync falls back
+    /// to polling and asks for a new feed later.
+    async fn recv(&mut self) -> Result<()>;
+}
+
+/// Durable storage for the registry, revocations and the event log.
+///
+/// Every write is one transaction; a failed write changes nothing and returns an error.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Runs the embedded migrations (idempotent).
+    async fn migrate(&self) -> Result<()>;
+
+    /// Records issued tokens; rows that already exist are left unchanged.
+    async fn register(&self, tokens: &[TokenRecord]) -> Result<()>;
+
+    /// Records that tokens were used: registers unknown ones and updates `last_seen`.
+    async fn observe(&self, seen: &[(TokenRecord, i64)]) -> Result<()>;
+
+    /// One registry row with its status.
+    async fn token(&self, jti: &str, now: i64) -> Result<Option<TokenInfo>>;
+
+    /// A page of registry rows, newest first.
+    async fn list(&self, query: &ListQuery, now: i64) -> Result<Vec<TokenInfo>>;
+
+    /// Counts by status and table sizes.
+    async fn stats(&self, now: i64) -> Result<Stats>;
+
+    /// Commits revocations (upserting by scope and key) and their events in one transaction.
+    /// Returns the events in id order.
+    async fn revoke(&self, revocations: &[Revocation]) -> Result<Vec<Event>>;
+
+    /// Lifts a revocation and records a restore event; `None` when there was nothing to lift.
+    async fn restore(
+        &self,
+        scope: Scope,
+        key: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Option<Event>>;
+
+    /// Spends refresh token `old_jti` and records `new_tokens`, atomically. If it was spent
+    /// before, commits `on_reuse` (a family revocation) and a reuse event instead.
+    async fn rotate(
+        &self,
+        old_jti: &str,
+        now: i64,
+        new_tokens: &[TokenRecord],
+        on_reuse: &Revocation,
+    ) -> Result<Rotation>;
+
+    /// Every unexpired revocation and the cursor it is consistent with.
+    async fn snapshot(&self, now: i64) -> Result<Snapshot>;
+
+    /// Up to `limit` events with id greater than `cursor`, in id order.
+    async fn events_after(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
+
+    /// Lowest event id still in the log (0 when empty); a reader whose cursor is below it
+    /// minus one missed pruned events and must reload.
+    async fn first_event_id(&self) -> Result<i64>;
+
+    /// The audit trail, newest first: up to `limit` events with id below `before` (all when
+    /// `None`).
+    async fn recent_events(&self, before: Option<i64>, limit: u32) -> Result<Vec<Event>>;
+
+    /// A feed that wakes sync when new events commit (PostgreSQL LISTEN); `None` where the
+    /// backend has none and sync only polls.
+    async fn listen(&self) -> Result<Option<Box<dyn ChangeFeed>>>;
+
+    /// Closes the pool; every later call fails.
+    async fn close(&self);
+
+    /// Removes revocations that expired before `now`, registry rows that expired before
+    /// `now - retention`, and events older than `now - retention` (seconds).
+    async fn prune(&self, now: i64, retention: i64) -> Result<PruneReport>;
+}

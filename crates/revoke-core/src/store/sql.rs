@@ -1,0 +1,736 @@
+//! SQL shared by both backends, and the macro that implements [`Store`](super::Store) over it.
+//!
+//! Placeholders are `$1, $2, ...` in order of first use: PostgreSQL reads them as positions and
+//! SQLite as named parameters numbered by first appearance, so one text serves both.
+
+/// Registers a token unless its jti exists.
+pub(super) const INSERT_TOKEN: &str =
+    "INSERT INTO revoke_tokens (jti, sub, fid, kind, iat, exp, label) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (jti) DO NOTHING";
+
+/// Registers a token if unknown and moves its `last_seen` forward.
+pub(super) const OBSERVE_TOKEN: &str =
+    "INSERT INTO revoke_tokens (jti, sub, fid, kind, iat, exp, label, last_seen) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (jti) DO UPDATE SET last_seen = \
+     CASE WHEN revoke_tokens.last_seen IS NULL OR revoke_tokens.last_seen < excluded.last_seen \
+     THEN excluded.last_seen ELSE revoke_tokens.last_seen END";
+
+/// Upserts a revocation. A repeated revocation never moves a cut-off or an expiry backwards
+/// (that would silently un-revoke tokens); lifting one is `restore`'s job.
+pub(super) const UPSERT_REVOCATION: &str = "INSERT INTO revoke_revocations \
+     (scope, key, cutoff, expires_at, reason, actor, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (scope, key) DO UPDATE SET \
+     cutoff = CASE WHEN revoke_revocations.cutoff IS NULL OR excluded.cutoff IS NULL \
+       OR excluded.cutoff > revoke_revocations.cutoff THEN excluded.cutoff ELSE revoke_revocations.cutoff END, \
+     expires_at = CASE WHEN revoke_revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL \
+       WHEN excluded.expires_at > revoke_revocations.expires_at THEN excluded.expires_at \
+       ELSE revoke_revocations.expires_at END, \
+     reason = excluded.reason, actor = excluded.actor, revoked_at = excluded.revoked_at \
+     RETURNING cutoff, expires_at";
+
+/// Lifts a revocation.
+pub(super) const DELETE_REVOCATION: &str =
+    "DELETE FROM revoke_revocations WHERE scope = $1 AND key = $2";
+
+/// Appends an event.
+pub(super) const INSERT_EVENT: &str = "INSERT INTO revoke_events \
+     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     RETURNING id";
+
+/// Spends an unspent refresh token.
+pub(super) const SPEND_REFRESH: &str = "UPDATE revoke_tokens SET spent_at = $1, replaced_by = $2 \
+     WHERE jti = $3 AND kind = 'refresh' AND spent_at IS NULL";
+
+/// Looks up a refresh token's family and whether it exists.
+pub(super) const REFRESH_FAMILY: &str =
+    "SELECT fid FROM revoke_tokens WHERE jti = $1 AND kind = 'refresh'";
+
+/// Columns of an event row.
+pub(super) const EVENT_COLUMNS: &str =
+    "id, at_ms, kind, scope, key, cutoff, expires_at, reason, actor";
+
+/// Columns that give a registry row its status; `$1` is now.
+pub(super) const TOKEN_COLUMNS: &str =
+    "SELECT t.jti, t.sub, t.fid, t.kind, t.iat, t.exp, t.label, \
+     t.last_seen, t.spent_at, \
+     COALESCE(rj.scope, rf.scope, rs.scope, rg.scope) AS r_scope, \
+     COALESCE(rj.revoked_at, rf.revoked_at, rs.revoked_at, rg.revoked_at) AS r_at, \
+     CASE WHEN rj.scope IS NOT NULL THEN rj.reason WHEN rf.scope IS NOT NULL THEN rf.reason \
+       WHEN rs.scope IS NOT NULL THEN rs.reason ELSE rg.reason END AS r_reason, \
+     CASE WHEN rj.scope IS NOT NULL THEN rj.actor WHEN rf.scope IS NOT NULL THEN rf.actor \
+       WHEN rs.scope IS NOT NULL THEN rs.actor ELSE rg.actor END AS r_actor, \
+     t.exp < $1 AS expired_flag ";
+
+/// The joins behind [`TOKEN_COLUMNS`].
+pub(super) const TOKEN_FROM: &str = "FROM revoke_tokens t \
+     LEFT JOIN revoke_revocations rj ON rj.scope = 'jti' AND rj.key = t.jti \
+     LEFT JOIN revoke_revocations rf ON rf.scope = 'family' AND rf.key = t.fid \
+     LEFT JOIN revoke_revocations rs ON rs.scope = 'subject' AND rs.key = t.sub AND rs.cutoff >= t.iat \
+     LEFT JOIN revoke_revocations rg ON rg.scope = 'global' AND rg.key = '' AND rg.cutoff >= t.iat";
+
+/// `SELECT` of registry rows with status columns; `$1` is now.
+pub(super) fn token_select() -> String {
+    format!("{TOKEN_COLUMNS}{TOKEN_FROM}")
+}
+
+/// The condition "some revocation covers t" in terms of [`TOKEN_FROM`]'s joins.
+pub(super) const REVOKED_COND: &str =
+    "COALESCE(rj.scope, rf.scope, rs.scope, rg.scope) IS NOT NULL";
+
+/// A bind value for dynamically built queries.
+#[derive(Debug, Clone)]
+pub(super) enum Arg {
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Text(String),
+}
+
+/// How the two SQL dialects differ in the few places they do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Builds the `list` query: returns SQL and its arguments (`$1` is now).
+pub(super) fn list_query(dialect: Dialect, q: &super::ListQuery, now: i64) -> (String, Vec<Arg>) {
+    use super::TokenStatus;
+    let mut sql = token_select();
+    let mut args = vec![Arg::Int(now)];
+    let mut conds: Vec<String> = Vec::new();
+    let mut push = |args: &mut Vec<Arg>, a: Arg| -> String {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    match q.status {
+        Some(TokenStatus::Revoked) => conds.push(REVOKED_COND.to_owned()),
+        Some(TokenStatus::Expired) => conds.push(format!("NOT ({REVOKED_COND}) AND t.exp < $1")),
+        Some(TokenStatus::Active) => conds.push(format!("NOT ({REVOKED_COND}) AND t.exp >= $1")),
+        None => {}
+    }
+    if let Some(sub) = &q.subject {
+        let p = push(&mut args, Arg::Text(sub.clone()));
+        conds.push(format!("t.sub = {p}"));
+    }
+    if let Some(fid) = &q.family {
+        let p = push(&mut args, Arg::Text(fid.clone()));
+        conds.push(format!("t.fid = {p}"));
+    }
+    if let Some(prefix) = q.jti_prefix.as_deref().filter(|p| !p.is_empty()) {
+        let c = prefix_cond(dialect, "t.jti", prefix, &mut args, &mut push);
+        conds.push(c);
+    }
+    if let Some(text) = q.text.as_deref().filter(|p| !p.is_empty()) {
+        let a = prefix_cond(dialect, "t.sub", text, &mut args, &mut push);
+        let b = prefix_cond(dialect, "t.jti", text, &mut args, &mut push);
+        let c = prefix_cond(dialect, "t.label", text, &mut args, &mut push);
+        conds.push(format!("({a} OR {b} OR {c})"));
+    }
+    if let Some((iat, jti)) = &q.after {
+        let pi = push(&mut args, Arg::Int(*iat));
+        let pj = push(&mut args, Arg::Text(jti.clone()));
+        conds.push(format!("(t.iat < {pi} OR (t.iat = {pi} AND t.jti > {pj}))"));
+    }
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    let limit = if q.limit == 0 { 100 } else { q.limit };
+    let pl = push(&mut args, Arg::Int(i64::from(limit)));
+    let po = push(
+        &mut args,
+        Arg::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)),
+    );
+    sql.push_str(&format!(
+        " ORDER BY t.iat DESC, t.jti ASC LIMIT {pl} OFFSET {po}"
+    ));
+    (sql, args)
+}
+
+/// "column starts with prefix", in a form each backend serves from a b-tree index.
+fn prefix_cond(
+    dialect: Dialect,
+    column: &str,
+    prefix: &str,
+    args: &mut Vec<Arg>,
+    push: &mut impl FnMut(&mut Vec<Arg>, Arg) -> String,
+) -> String {
+    match dialect {
+        // A half-open range on the binary collation; LIKE would be case-insensitive and
+        // could not use the index.
+        Dialect::Sqlite => {
+            let lo = push(args, Arg::Text(prefix.to_owned()));
+            let hi = push(args, Arg::Text(format!("{prefix}\u{10FFFF}")));
+            format!("({column} >= {lo} AND {column} < {hi})")
+        }
+        // LIKE with text_pattern_ops indexes; escape the pattern characters.
+        Dialect::Postgres => {
+            let mut pat = String::with_capacity(prefix.len() + 1);
+            for ch in prefix.chars() {
+                if matches!(ch, '%' | '_' | '\\') {
+                    pat.push('\\');
+                }
+                pat.push(ch);
+            }
+            pat.push('%');
+            let p = push(args, Arg::Text(pat));
+            format!("{column} LIKE {p}")
+        }
+    }
+}
+
+/// Implements [`Store`](super::Store) for a backend struct that provides:
+/// `self.pool`, `async fn write(&self, f)` (one transaction, started so that it holds the
+/// write lock it needs), `async fn before_events(c)` and `async fn after_events(c, last_id)`.
+macro_rules! impl_store {
+    ($store:ident, $db:ty, $conn:ty, $backend:expr, $dialect:expr, $migrator:expr) => {
+        impl $store {
+            fn decode_event(row: &<$db as sqlx::Database>::Row) -> $crate::Result<$crate::Event> {
+                use sqlx::Row;
+                let kind: String = row.try_get("kind")?;
+                let scope: String = row.try_get("scope")?;
+                Ok($crate::Event {
+                    id: row.try_get("id")?,
+                    at_ms: row.try_get("at_ms")?,
+                    kind: kind
+                        .parse()
+                        .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
+                    scope: scope
+                        .parse()
+                        .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
+                    key: row.try_get("key")?,
+                    cutoff: row.try_get("cutoff")?,
+                    expires_at: row.try_get("expires_at")?,
+                    reason: row.try_get("reason")?,
+                    actor: row.try_get("actor")?,
+                })
+            }
+
+            fn decode_token(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> $crate::Result<$crate::store::TokenInfo> {
+                use sqlx::Row;
+                let kind: String = row.try_get("kind")?;
+                let r_scope: Option<String> = row.try_get("r_scope")?;
+                let expired: bool = row.try_get("expired_flag")?;
+                let revocation = match r_scope {
+                    Some(scope) => Some($crate::store::RevocationInfo {
+                        scope: scope
+                            .parse()
+                            .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
+                        revoked_at: row.try_get("r_at")?,
+                        reason: row.try_get("r_reason")?,
+                        actor: row.try_get("r_actor")?,
+                    }),
+                    None => None,
+                };
+                let status = if revocation.is_some() {
+                    $crate::store::TokenStatus::Revoked
+                } else if expired {
+                    $crate::store::TokenStatus::Expired
+                } else {
+                    $crate::store::TokenStatus::Active
+                };
+                Ok($crate::store::TokenInfo {
+                    token: $crate::store::TokenRecord {
+                        jti: row.try_get("jti")?,
+                        sub: row.try_get("sub")?,
+                        fid: row.try_get("fid")?,
+                        kind: kind
+                            .parse()
+                            .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
+                        iat: row.try_get("iat")?,
+                        exp: row.try_get("exp")?,
+                        label: row.try_get("label")?,
+                    },
+                    last_seen: row.try_get("last_seen")?,
+                    spent_at: row.try_get("spent_at")?,
+                    status,
+                    revocation,
+                })
+            }
+
+            /// Upserts revocations and appends their events; the caller owns the transaction.
+            async fn revoke_in(
+                c: &mut $conn,
+                revocations: &[$crate::Revocation],
+                extra: Option<(&str, &str)>,
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                use sqlx::Row;
+                let mut applied = Vec::with_capacity(revocations.len());
+                for r in revocations {
+                    if r.scope != $crate::Scope::Global && r.key.is_empty() {
+                        return Err($crate::Error::Invalid(format!(
+                            "a {} revocation needs a key",
+                            r.scope
+                        )));
+                    }
+                    let key = if r.scope == $crate::Scope::Global { "" } else { r.key.as_str() };
+                    let row = sqlx::query::<$db>(super::sql::UPSERT_REVOCATION)
+                        .bind(r.scope.as_str())
+                        .bind(key)
+                        .bind(r.cutoff)
+                        .bind(r.expires_at)
+                        .bind(r.reason.as_deref())
+                        .bind(r.actor.as_deref())
+                        .bind(r.revoked_at)
+                        .fetch_one(&mut *c)
+                        .await?;
+                    let cutoff: Option<i64> = row.try_get("cutoff")?;
+                    let expires_at: Option<i64> = row.try_get("expires_at")?;
+                    applied.push($crate::Revocation {
+                        key: key.to_owned(),
+                        cutoff,
+                        expires_at,
+                        ..r.clone()
+                    });
+                }
+                // Events last: on PostgreSQL the event lock is then held only until commit.
+                Self::before_events(&mut *c).await?;
+                let at_ms = $crate::now_ms();
+                let mut events = Vec::with_capacity(applied.len() + 1);
+                for r in applied {
+                    let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
+                        .bind(at_ms)
+                        .bind($crate::EventKind::Revoke.as_str())
+                        .bind(r.scope.as_str())
+                        .bind(r.key.as_str())
+                        .bind(r.cutoff)
+                        .bind(r.expires_at)
+                        .bind(r.reason.as_deref())
+                        .bind(r.actor.as_deref())
+                        .fetch_one(&mut *c)
+                        .await?;
+                    events.push($crate::Event {
+                        id,
+                        at_ms,
+                        kind: $crate::EventKind::Revoke,
+                        scope: r.scope,
+                        key: r.key,
+                        cutoff: r.cutoff,
+                        expires_at: r.expires_at,
+                        reason: r.reason,
+                        actor: r.actor,
+                    });
+                }
+                if let Some((fid, jti)) = extra {
+                    let reason = format!("refresh token {jti} was presented after it was spent");
+                    let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
+                        .bind(at_ms)
+                        .bind($crate::EventKind::ReuseDetected.as_str())
+                        .bind($crate::Scope::Family.as_str())
+                        .bind(fid)
+                        .bind(None::<i64>)
+                        .bind(None::<i64>)
+                        .bind(reason.as_str())
+                        .bind("system")
+                        .fetch_one(&mut *c)
+                        .await?;
+                    events.push($crate::Event {
+                        id,
+                        at_ms,
+                        kind: $crate::EventKind::ReuseDetected,
+                        scope: $crate::Scope::Family,
+                        key: fid.to_owned(),
+                        cutoff: None,
+                        expires_at: None,
+                        reason: Some(reason),
+                        actor: Some("system".to_owned()),
+                    });
+                }
+                if let Some(last) = events.last() {
+                    Self::after_events(&mut *c, last.id).await?;
+                }
+                Ok(events)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::Result<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn register(&self, tokens: &[$crate::store::TokenRecord]) -> $crate::Result<()> {
+                if tokens.is_empty() {
+                    return Ok(());
+                }
+                let tokens = tokens.to_vec();
+                self.write(move |c| {
+                    Box::pin(async move {
+                        for t in &tokens {
+                            sqlx::query::<$db>(super::sql::INSERT_TOKEN)
+                                .bind(t.jti.as_str())
+                                .bind(t.sub.as_str())
+                                .bind(t.fid.as_deref())
+                                .bind(t.kind.as_str())
+                                .bind(t.iat)
+                                .bind(t.exp)
+                                .bind(t.label.as_deref())
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+            }
+
+            async fn observe(
+                &self,
+                seen: &[($crate::store::TokenRecord, i64)],
+            ) -> $crate::Result<()> {
+                if seen.is_empty() {
+                    return Ok(());
+                }
+                let seen = seen.to_vec();
+                self.write(move |c| {
+                    Box::pin(async move {
+                        for (t, at) in &seen {
+                            sqlx::query::<$db>(super::sql::OBSERVE_TOKEN)
+                                .bind(t.jti.as_str())
+                                .bind(t.sub.as_str())
+                                .bind(t.fid.as_deref())
+                                .bind(t.kind.as_str())
+                                .bind(t.iat)
+                                .bind(t.exp)
+                                .bind(t.label.as_deref())
+                                .bind(*at)
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+            }
+
+            async fn token(
+                &self,
+                jti: &str,
+                now: i64,
+            ) -> $crate::Result<Option<$crate::store::TokenInfo>> {
+                let sql = format!("{} WHERE t.jti = $2", super::sql::token_select());
+                let row = sqlx::query::<$db>(&sql)
+                    .bind(now)
+                    .bind(jti)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::decode_token).transpose()
+            }
+
+            async fn list(
+                &self,
+                query: &$crate::store::ListQuery,
+                now: i64,
+            ) -> $crate::Result<Vec<$crate::store::TokenInfo>> {
+                let (sql, args) = super::sql::list_query($dialect, query, now);
+                let mut q = sqlx::query::<$db>(&sql);
+                for a in args {
+                    q = match a {
+                        super::sql::Arg::Int(v) => q.bind(v),
+                        super::sql::Arg::Text(v) => q.bind(v),
+                    };
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter().map(Self::decode_token).collect()
+            }
+
+            async fn stats(&self, now: i64) -> $crate::Result<$crate::store::Stats> {
+                use sqlx::Row;
+                let sql = format!(
+                    "SELECT COUNT(*) AS n, \
+                     CAST(COALESCE(SUM(CASE WHEN {rev} THEN 1 ELSE 0 END), 0) AS BIGINT) AS revoked, \
+                     CAST(COALESCE(SUM(CASE WHEN NOT ({rev}) AND t.exp < $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS expired \
+                     {from}",
+                    rev = super::sql::REVOKED_COND,
+                    from = super::sql::TOKEN_FROM,
+                );
+                let row = sqlx::query::<$db>(&sql).bind(now).fetch_one(&self.pool).await?;
+                let tokens: i64 = row.try_get("n")?;
+                let revoked: i64 = row.try_get("revoked")?;
+                let expired: i64 = row.try_get("expired")?;
+                let row = sqlx::query::<$db>(
+                    "SELECT (SELECT COUNT(*) FROM revoke_revocations) AS r, \
+                     (SELECT COUNT(*) FROM revoke_events) AS e, \
+                     (SELECT COALESCE(MAX(id), 0) FROM revoke_events) AS m",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::store::Stats {
+                    tokens,
+                    active: tokens - revoked - expired,
+                    revoked,
+                    expired,
+                    revocations: row.try_get("r")?,
+                    events: row.try_get("e")?,
+                    last_event_id: row.try_get("m")?,
+                })
+            }
+
+            async fn revoke(
+                &self,
+                revocations: &[$crate::Revocation],
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                if revocations.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let revocations = revocations.to_vec();
+                self.write(move |c| {
+                    Box::pin(async move { Self::revoke_in(c, &revocations, None).await })
+                })
+                .await
+            }
+
+            async fn restore(
+                &self,
+                scope: $crate::Scope,
+                key: &str,
+                reason: Option<&str>,
+                actor: Option<&str>,
+            ) -> $crate::Result<Option<$crate::Event>> {
+                let key = if scope == $crate::Scope::Global { String::new() } else { key.to_owned() };
+                let reason = reason.map(str::to_owned);
+                let actor = actor.map(str::to_owned);
+                self.write(move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query::<$db>(super::sql::DELETE_REVOCATION)
+                            .bind(scope.as_str())
+                            .bind(key.as_str())
+                            .execute(&mut *c)
+                            .await?;
+                        if done.rows_affected() == 0 {
+                            return Ok(None);
+                        }
+                        Self::before_events(&mut *c).await?;
+                        let at_ms = $crate::now_ms();
+                        let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
+                            .bind(at_ms)
+                            .bind($crate::EventKind::Restore.as_str())
+                            .bind(scope.as_str())
+                            .bind(key.as_str())
+                            .bind(None::<i64>)
+                            .bind(None::<i64>)
+                            .bind(reason.as_deref())
+                            .bind(actor.as_deref())
+                            .fetch_one(&mut *c)
+                            .await?;
+                        Self::after_events(&mut *c, id).await?;
+                        Ok(Some($crate::Event {
+                            id,
+                            at_ms,
+                            kind: $crate::EventKind::Restore,
+                            scope,
+                            key,
+                            cutoff: None,
+                            expires_at: None,
+                            reason,
+                            actor,
+                        }))
+                    })
+                })
+                .await
+            }
+
+            async fn rotate(
+                &self,
+                old_jti: &str,
+                now: i64,
+                new_tokens: &[$crate::store::TokenRecord],
+                on_reuse: &$crate::Revocation,
+            ) -> $crate::Result<$crate::store::Rotation> {
+                let old_jti = old_jti.to_owned();
+                let new_tokens = new_tokens.to_vec();
+                let on_reuse = on_reuse.clone();
+                self.write(move |c| {
+                    Box::pin(async move {
+                        let replaced_by = new_tokens
+                            .iter()
+                            .find(|t| t.kind == $crate::TokenKind::Refresh)
+                            .map(|t| t.jti.as_str());
+                        let spent = sqlx::query::<$db>(super::sql::SPEND_REFRESH)
+                            .bind(now)
+                            .bind(replaced_by)
+                            .bind(old_jti.as_str())
+                            .execute(&mut *c)
+                            .await?;
+                        if spent.rows_affected() == 1 {
+                            for t in &new_tokens {
+                                sqlx::query::<$db>(super::sql::INSERT_TOKEN)
+                                    .bind(t.jti.as_str())
+                                    .bind(t.sub.as_str())
+                                    .bind(t.fid.as_deref())
+                                    .bind(t.kind.as_str())
+                                    .bind(t.iat)
+                                    .bind(t.exp)
+                                    .bind(t.label.as_deref())
+                                    .execute(&mut *c)
+                                    .await?;
+                            }
+                            return Ok($crate::store::Rotation::Rotated);
+                        }
+                        let fid: Option<Option<String>> =
+                            sqlx::query_scalar::<$db, Option<String>>(super::sql::REFRESH_FAMILY)
+                                .bind(old_jti.as_str())
+                                .fetch_optional(&mut *c)
+                                .await?;
+                        let Some(fid) = fid else {
+                            return Ok($crate::store::Rotation::Unknown);
+                        };
+                        // Spent before: revoke the family (or, without one, the token itself).
+                        let revocation = match &fid {
+                            Some(f) => $crate::Revocation {
+                                scope: $crate::Scope::Family,
+                                key: f.clone(),
+                                ..on_reuse.clone()
+                            },
+                            None => $crate::Revocation {
+                                scope: $crate::Scope::Jti,
+                                key: old_jti.clone(),
+                                ..on_reuse.clone()
+                            },
+                        };
+                        let family_key = fid.clone().unwrap_or_default();
+                        let events = Self::revoke_in(
+                            c,
+                            std::slice::from_ref(&revocation),
+                            Some((family_key.as_str(), old_jti.as_str())),
+                        )
+                        .await?;
+                        Ok($crate::store::Rotation::Reused { fid, events })
+                    })
+                })
+                .await
+            }
+
+            async fn snapshot(&self, now: i64) -> $crate::Result<$crate::store::Snapshot> {
+                use sqlx::Row;
+                // Cursor first: with events committed in id order, every event up to it is
+                // reflected in the rows read next; later ones are replayed (idempotently).
+                let cursor: i64 = sqlx::query_scalar::<$db, i64>(
+                    "SELECT COALESCE(MAX(id), 0) FROM revoke_events",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let rows = sqlx::query::<$db>(
+                    "SELECT scope, key, cutoff, expires_at, reason, actor, revoked_at \
+                     FROM revoke_revocations WHERE expires_at IS NULL OR expires_at >= $1",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut revocations = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let scope: String = row.try_get("scope")?;
+                    revocations.push($crate::Revocation {
+                        scope: scope
+                            .parse()
+                            .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
+                        key: row.try_get("key")?,
+                        cutoff: row.try_get("cutoff")?,
+                        expires_at: row.try_get("expires_at")?,
+                        reason: row.try_get("reason")?,
+                        actor: row.try_get("actor")?,
+                        revoked_at: row.try_get("revoked_at")?,
+                    });
+                }
+                Ok($crate::store::Snapshot { cursor, revocations })
+            }
+
+            async fn events_after(
+                &self,
+                cursor: i64,
+                limit: u32,
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                let sql = format!(
+                    "SELECT {} FROM revoke_events WHERE id > $1 ORDER BY id LIMIT $2",
+                    super::sql::EVENT_COLUMNS
+                );
+                let rows = sqlx::query::<$db>(&sql)
+                    .bind(cursor)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::decode_event).collect()
+            }
+
+            async fn first_event_id(&self) -> $crate::Result<i64> {
+                Ok(sqlx::query_scalar::<$db, i64>(
+                    "SELECT COALESCE(MIN(id), 0) FROM revoke_events",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn recent_events(
+                &self,
+                before: Option<i64>,
+                limit: u32,
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                let sql = format!(
+                    "SELECT {} FROM revoke_events WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                    super::sql::EVENT_COLUMNS
+                );
+                let rows = sqlx::query::<$db>(&sql)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::decode_event).collect()
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn listen(
+                &self,
+            ) -> $crate::Result<Option<Box<dyn $crate::store::ChangeFeed>>> {
+                self.listen_impl().await
+            }
+
+            async fn prune(
+                &self,
+                now: i64,
+                retention: i64,
+            ) -> $crate::Result<$crate::store::PruneReport> {
+                self.write(move |c| {
+                    Box::pin(async move {
+                        let revocations = sqlx::query::<$db>(
+                            "DELETE FROM revoke_revocations WHERE expires_at IS NOT NULL AND expires_at < $1",
+                        )
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        let horizon = now.saturating_sub(retention);
+                        let tokens = sqlx::query::<$db>("DELETE FROM revoke_tokens WHERE exp < $1")
+                            .bind(horizon)
+                            .execute(&mut *c)
+                            .await?
+                            .rows_affected();
+                        // Keep the newest event so ids (and every reader's cursor) stay monotonic.
+                        let events = sqlx::query::<$db>(
+                            "DELETE FROM revoke_events WHERE at_ms < $1 \
+                             AND id < (SELECT MAX(id) FROM revoke_events)",
+                        )
+                        .bind(horizon.saturating_mul(1000))
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        Ok($crate::store::PruneReport { revocations, tokens, events })
+                    })
+                })
+                .await
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;

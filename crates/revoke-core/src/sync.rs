@@ -1,0 +1,217 @@
+//! Keeps a [`RevocationSet`] equal to the database: an initial snapshot, then the event log
+//! read by cursor, woken by NOTIFY on PostgreSQL and by a timer everywhere.
+
+use crate::store::{Backend, Store};
+use crate::{now_ms, Event, EventKind, Result, RevocationSet};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+/// How many events one read fetches.
+const BATCH: u32 = 1_000;
+
+/// What sync knows about itself, for `/health`, metrics and the TUI status bar.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// The database behind the set.
+    pub backend: Option<Backend>,
+    /// Highest event id applied to the set.
+    pub cursor: i64,
+    /// When the last read of the database succeeded, ms since the epoch.
+    pub last_success_ms: Option<i64>,
+    /// The last read error, if the most recent read failed.
+    pub last_error: Option<String>,
+    /// When the last error happened, ms since the epoch.
+    pub last_error_ms: Option<i64>,
+    /// Delay between the newest applied event being written and being applied, in ms.
+    pub lag_ms: Option<i64>,
+    /// Whether a NOTIFY listener is connected (PostgreSQL).
+    pub listening: bool,
+    /// Events applied since start.
+    pub applied: u64,
+}
+
+impl SyncStatus {
+    /// Milliseconds since the last successful read (`None` before the first).
+    pub fn staleness_ms(&self, now_ms: i64) -> Option<i64> {
+        self.last_success_ms
+            .map(|t| now_ms.saturating_sub(t).max(0))
+    }
+
+    /// True while the most recent read failed.
+    pub fn is_degraded(&self) -> bool {
+        self.last_error.is_some()
+    }
+}
+
+/// Applies events to a set in id order; shared by the background reader and write-through.
+pub(crate) struct Syncer {
+    store: Arc<dyn Store>,
+    set: Arc<RevocationSet>,
+    /// The cursor doubles as the apply lock: whoever holds it applies events in id order,
+    /// so a slow read can never re-apply an old event over a newer one.
+    cursor: tokio::sync::Mutex<i64>,
+    status: Mutex<SyncStatus>,
+}
+
+impl Syncer {
+    pub(crate) fn new(store: Arc<dyn Store>, set: Arc<RevocationSet>) -> Self {
+        let status = SyncStatus {
+            backend: Some(store.backend()),
+            ..SyncStatus::default()
+        };
+        Self {
+            store,
+            set,
+            cursor: tokio::sync::Mutex::new(0),
+            status: Mutex::new(status),
+        }
+    }
+
+    pub(crate) fn status(&self) -> SyncStatus {
+        self.status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut SyncStatus)) {
+        let mut guard = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard);
+    }
+
+    pub(crate) fn set_listening(&self, on: bool) {
+        self.with_status(|s| s.listening = on);
+    }
+
+    /// Replaces the set with a fresh snapshot and replays what came after it.
+    pub(crate) async fn reload(&self) -> Result<usize> {
+        let mut cursor = self.cursor.lock().await;
+        let snap = self.record(self.store.snapshot(crate::now_secs()).await)?;
+        self.set.replace_all(snap.revocations.iter());
+        *cursor = snap.cursor;
+        self.with_status(|s| s.cursor = snap.cursor);
+        tracing::debug!(
+            cursor = snap.cursor,
+            revocations = snap.revocations.len(),
+            "revocation set loaded"
+        );
+        self.catch_up_locked(&mut cursor).await
+    }
+
+    /// Reads and applies every event after the cursor.
+    pub(crate) async fn catch_up(&self) -> Result<usize> {
+        let mut cursor = self.cursor.lock().await;
+        self.catch_up_locked(&mut cursor).await
+    }
+
+    /// Write-through: applies events this process just committed. When they follow the
+    /// cursor directly they are applied as they are; otherwise (someone else's events lie
+    /// between) the log is read so everything is applied in id order.
+    pub(crate) async fn apply_committed(&self, events: &[Event]) -> Result<()> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut cursor = self.cursor.lock().await;
+        if last.id <= *cursor {
+            return Ok(());
+        }
+        let contiguous = events
+            .iter()
+            .filter(|e| e.id > *cursor)
+            .enumerate()
+            .all(|(i, e)| e.id == *cursor + 1 + i as i64);
+        if contiguous {
+            for e in events.iter().filter(|e| e.id > *cursor) {
+                self.apply(e);
+            }
+            *cursor = last.id;
+            let lag = now_ms().saturating_sub(last.at_ms);
+            self.with_status(|s| {
+                s.cursor = last.id;
+                s.lag_ms = Some(lag);
+                s.applied += events.len() as u64;
+            });
+            return Ok(());
+        }
+        self.catch_up_locked(&mut cursor).await.map(|_| ())
+    }
+
+    async fn catch_up_locked(&self, cursor: &mut i64) -> Result<usize> {
+        let mut total = 0usize;
+        loop {
+            let events = self.record(self.store.events_after(*cursor, BATCH).await)?;
+            let Some(first) = events.first() else {
+                break;
+            };
+            if first.id > *cursor + 1 && *cursor > 0 {
+                // A gap: a rolled-back id, or events pruned past our cursor. Only the latter
+                // needs a full reload.
+                let oldest = self.record(self.store.first_event_id().await)?;
+                if oldest > *cursor + 1 {
+                    tracing::warn!(
+                        cursor = *cursor,
+                        oldest,
+                        "event log pruned past the cursor; reloading"
+                    );
+                    let snap = self.record(self.store.snapshot(crate::now_secs()).await)?;
+                    self.set.replace_all(snap.revocations.iter());
+                    *cursor = snap.cursor;
+                    continue;
+                }
+            }
+            let n = events.len();
+            for e in &events {
+                self.apply(e);
+            }
+            if let Some(last) = events.last() {
+                *cursor = last.id;
+                let lag = now_ms().saturating_sub(last.at_ms);
+                let c = *cursor;
+                self.with_status(|s| {
+                    s.cursor = c;
+                    s.lag_ms = Some(lag);
+                    s.applied += n as u64;
+                });
+            }
+            total += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn apply(&self, e: &Event) {
+        match e.kind {
+            EventKind::Revoke => {
+                if let Some(rev) = e.as_revocation() {
+                    self.set.apply(&rev);
+                }
+            }
+            EventKind::Restore => {
+                self.set.restore(e.scope, &e.key);
+            }
+            // The family revocation travels as its own Revoke event.
+            EventKind::ReuseDetected => {}
+        }
+    }
+
+    /// Notes the outcome of a database read in the status.
+    fn record<T>(&self, r: Result<T>) -> Result<T> {
+        let now = now_ms();
+        match &r {
+            Ok(_) => self.with_status(|s| {
+                s.last_success_ms = Some(now);
+                s.last_error = None;
+            }),
+            Err(e) => {
+                let msg = e.to_string();
+                self.with_status(|s| {
+                    s.last_error = Some(msg);
+                    s.last_error_ms = Some(now);
+                });
+            }
+        }
+        r
+    }
+}

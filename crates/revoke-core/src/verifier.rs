@@ -1,0 +1,683 @@
+//! Token verification: signature, algorithm allow-list, key selection and claim checks.
+//!
+//! The [`Verifier`] wraps `jsonwebtoken`'s crypto providers but parses the token itself, so
+//! that every rule below is ours and tested here:
+//!
+//! - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before anything is decoded;
+//! - `alg` must name one of the configured algorithms; `none` (any letter case) never is one;
+//! - the key comes from configuration only: `jku`, `x5u`, `x5c` and `jwk` header values are
+//!   ignored, never fetched; a key is only used with the algorithm family it was loaded for,
+//!   so an HMAC secret can never be confused with an RSA public key;
+//! - a `crit` header is rejected (no JWS extension is understood);
+//! - the signature is checked before any claim is looked at;
+//! - `exp`, `nbf` (and a future `iat`) are checked with the configured leeway; `iss`/`aud`
+//!   when configured; `required_claims` must be present.
+//!
+//! Nothing here logs token contents.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::claims::Claims;
+
+/// The longest token [`Verifier::verify`] looks at, in bytes. Longer input is rejected with
+/// [`VerifyError::TooLarge`] before any decoding.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// HMAC secrets shorter than this many bytes are accepted with a warning (RFC 7518 §3.2 asks
+/// for at least the hash size: 32 bytes for HS256).
+const MIN_SECRET_LEN: usize = 32;
+
+/// How tokens are verified: algorithms, keys and claim rules.
+///
+/// Deserializes from a config table (unknown fields are an error); every field has a default,
+/// see [`VerifierConfig::default`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifierConfig {
+    /// Algorithms a token may use. A token whose `alg` is not listed is rejected. Default
+    /// `["HS256"]`.
+    pub algorithms: Vec<Algorithm>,
+    /// The HMAC secret, for the `HS*` algorithms (its UTF-8 bytes are the key).
+    pub secret: Option<String>,
+    /// PEM files holding public keys: RSA (for `RS*`, `PS*`), EC P-256/P-384 (`ES256`,
+    /// `ES384`) or Ed25519 (`EdDSA`). A PEM key has no `kid`; it is used for tokens without a
+    /// `kid` and for tokens whose `kid` names no JWKS key.
+    pub public_key_pem: Vec<PathBuf>,
+    /// A JWKS file (`{"keys": [...]}`); its keys are picked by the token's `kid`. Keys marked
+    /// for encryption, and key types this crate cannot use, are skipped with a warning.
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted issuers. Empty: `iss` is not checked. Otherwise a token must carry one of them.
+    pub issuer: Vec<String>,
+    /// Accepted audiences. Empty: a token must carry no `aud` at all (RFC 7519 §4.1.3).
+    /// Otherwise a token's `aud` must contain at least one of them.
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds. Default 30.
+    pub leeway: u64,
+    /// Claims every token must carry (any claim name; a JSON `null` counts as absent).
+    /// Default `["exp", "jti"]`.
+    pub required_claims: Vec<String>,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            algorithms: vec![Algorithm::HS256],
+            secret: None,
+            public_key_pem: Vec::new(),
+            jwks_file: None,
+            issuer: Vec::new(),
+            audience: Vec::new(),
+            leeway: 30,
+            required_claims: vec!["exp".to_owned(), "jti".to_owned()],
+        }
+    }
+}
+
+/// Why a token was rejected.
+///
+/// The [`Display`](fmt::Display) text and [`VerifyError::description`] never contain token
+/// content, so either may be shown to the client or logged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a well-formed JWS compact token: wrong number of parts, bad base64, bad JSON, a
+    /// claim of the wrong type, or an empty `jti`.
+    #[error("malformed token")]
+    Malformed,
+    /// The signature does not verify with the selected key(s).
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` is not one of the configured issuers.
+    #[error("invalid issuer")]
+    InvalidIssuer,
+    /// `aud` names none of the configured audiences (or is present when none is configured).
+    #[error("invalid audience")]
+    InvalidAudience,
+    /// A required claim is absent; holds the claim's name (from the configuration).
+    #[error("missing required claim `{0}`")]
+    MissingClaim(String),
+    /// The header's `alg` is `none`, unknown, or not in the allow-list.
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No configured key matches the token's `kid` and algorithm.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The token is longer than [`MAX_TOKEN_LEN`].
+    #[error("token too large")]
+    TooLarge,
+    /// The header has a `crit` parameter; no JWS extension is supported.
+    #[error("unsupported critical header")]
+    UnsupportedCritical,
+    /// No crypto backend is available (a build with both or neither of jsonwebtoken's
+    /// `rust_crypto` and `aws_lc_rs` features); a server fault, not the token's.
+    #[error("token verification unavailable")]
+    Unavailable,
+}
+
+impl VerifyError {
+    /// Short, safe text for an RFC 6750 `error_description` (never echoes token content).
+    pub fn description(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed token",
+            VerifyError::InvalidSignature => "invalid signature",
+            VerifyError::Expired => "token expired",
+            VerifyError::NotYetValid => "token not yet valid",
+            VerifyError::InvalidIssuer => "invalid issuer",
+            VerifyError::InvalidAudience => "invalid audience",
+            VerifyError::MissingClaim(_) => "missing required claim",
+            VerifyError::AlgorithmNotAllowed => "algorithm not allowed",
+            VerifyError::UnknownKey => "unknown signing key",
+            VerifyError::TooLarge => "token too large",
+            VerifyError::UnsupportedCritical => "unsupported critical header",
+            VerifyError::Unavailable => "token verification unavailable",
+        }
+    }
+}
+
+/// A start-up error: the configuration names no usable key for what it allows.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// `algorithms` is empty.
+    #[error("no algorithms configured")]
+    NoAlgorithms,
+    /// An algorithm name or claim name in the configuration is invalid.
+    #[error("invalid verifier configuration: {0}")]
+    InvalidConfig(String),
+    /// `secret` is set but empty.
+    #[error("the HMAC secret is empty")]
+    EmptySecret,
+    /// A key file could not be read.
+    #[error("cannot read key file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A PEM file holds no public key this crate can use.
+    #[error("bad public key PEM in {}: {reason}", path.display())]
+    BadPem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The JWKS file is not valid or holds no usable key.
+    #[error("bad JWKS file {}: {reason}", path.display())]
+    BadJwks {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An allowed algorithm has no configured key that can verify it.
+    #[error("algorithm {0:?} is allowed but no configured key can verify it")]
+    NoKeyForAlgorithm(Algorithm),
+    /// No crypto backend is compiled in (both or neither of jsonwebtoken's `rust_crypto` and
+    /// `aws_lc_rs` features).
+    #[error("no JWT crypto backend: enable exactly one of jsonwebtoken's `rust_crypto` or `aws_lc_rs` features")]
+    NoCryptoBackend,
+}
+
+/// One configured verification key.
+#[derive(Clone)]
+struct Key {
+    /// The JWKS `kid`; `None` for the secret and PEM keys.
+    kid: Option<String>,
+    /// The allowed algorithms this key verifies (checked at start-up).
+    algs: Vec<Algorithm>,
+    key: DecodingKey,
+    /// Where it came from, for `Debug` and logs ("secret", a path, a kid).
+    origin: String,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("algs", &self.algs)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies tokens: see the [module docs](self) for the rules.
+///
+/// Built once at start-up; `Send + Sync`, cheap to share behind an `Arc`. Verifying does no
+/// I/O.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    algorithms: Vec<Algorithm>,
+    keys: Vec<Key>,
+    issuer: Vec<String>,
+    audience: Vec<String>,
+    leeway: i64,
+    required: Vec<String>,
+}
+
+impl Verifier {
+    /// Loads every configured key and checks that each allowed algorithm has one.
+    pub fn new(config: &VerifierConfig) -> Result<Self, KeyError> {
+        let provider = CryptoProvider::try_get_default().ok_or(KeyError::NoCryptoBackend)?;
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        for alg in &config.algorithms {
+            if !algorithms.contains(alg) {
+                algorithms.push(*alg);
+            }
+        }
+        if algorithms.is_empty() {
+            return Err(KeyError::NoAlgorithms);
+        }
+        if config.required_claims.iter().any(|c| c.is_empty()) {
+            return Err(KeyError::InvalidConfig(
+                "required_claims holds an empty name".into(),
+            ));
+        }
+
+        // (kid, key, origin, the one algorithm a JWKS `alg` pins it to)
+        let mut loaded: Vec<(Option<String>, DecodingKey, String, Option<Algorithm>)> = Vec::new();
+        if let Some(secret) = &config.secret {
+            if secret.is_empty() {
+                return Err(KeyError::EmptySecret);
+            }
+            if secret.len() < MIN_SECRET_LEN {
+                tracing::warn!(
+                    len = secret.len(),
+                    "the HMAC secret is shorter than {MIN_SECRET_LEN} bytes; use a longer random secret"
+                );
+            }
+            let key =
+                DecodingKey::from_secret(secret.as_bytes()).map_err(|_| KeyError::EmptySecret)?;
+            loaded.push((None, key, "secret".into(), None));
+        }
+        for path in &config.public_key_pem {
+            let key = load_pem(path)?;
+            loaded.push((None, key, path.display().to_string(), None));
+        }
+        if let Some(path) = &config.jwks_file {
+            for (i, (kid, key, pinned)) in load_jwks(path)?.into_iter().enumerate() {
+                let origin = format!("{} key #{i}", path.display());
+                loaded.push((kid, key, origin, pinned));
+            }
+        }
+
+        // Which allowed algorithms each key can verify: its family, and what the backend
+        // accepts for it (a P-384 key cannot verify ES256, an Ed448 key nothing).
+        let mut keys = Vec::with_capacity(loaded.len());
+        for (kid, key, origin, pinned) in loaded {
+            let algs: Vec<Algorithm> = algorithms
+                .iter()
+                .copied()
+                .filter(|alg| {
+                    key_fits(*alg, &key)
+                        && pinned.is_none_or(|p| p == *alg)
+                        && (provider.verifier_factory)(alg, &key).is_ok()
+                })
+                .collect();
+            if algs.is_empty() {
+                tracing::warn!(key = %origin, "key can verify none of the allowed algorithms; it is unused");
+                continue;
+            }
+            keys.push(Key {
+                kid,
+                algs,
+                key,
+                origin,
+            });
+        }
+        for alg in &algorithms {
+            if !keys.iter().any(|k| k.algs.contains(alg)) {
+                return Err(KeyError::NoKeyForAlgorithm(*alg));
+            }
+        }
+
+        Ok(Verifier {
+            algorithms,
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway: i64::try_from(config.leeway).unwrap_or(i64::MAX),
+            required: config.required_claims.clone(),
+        })
+    }
+
+    /// An HS256 verifier with the given secret and the default claim rules (leeway 30 s,
+    /// `exp` and `jti` required). For tests and demos.
+    ///
+    /// An empty secret yields a verifier that rejects every token with
+    /// [`VerifyError::UnknownKey`].
+    pub fn hs256(secret: &[u8]) -> Self {
+        let defaults = VerifierConfig::default();
+        let keys = DecodingKey::from_secret(secret)
+            .ok()
+            .map(|key| Key {
+                kid: None,
+                algs: vec![Algorithm::HS256],
+                key,
+                origin: "secret".into(),
+            })
+            .into_iter()
+            .collect();
+        Verifier {
+            algorithms: vec![Algorithm::HS256],
+            keys,
+            issuer: Vec::new(),
+            audience: Vec::new(),
+            leeway: i64::try_from(defaults.leeway).unwrap_or(i64::MAX),
+            required: defaults.required_claims,
+        }
+    }
+
+    /// The allowed algorithms, in configuration order, without duplicates.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// Verifies `token` (the compact JWS, without any `Bearer ` prefix) against the current
+    /// time and returns its claims.
+    pub fn verify<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, VerifyError> {
+        self.verify_at(token, crate::now_secs())
+    }
+
+    /// [`Verifier::verify`] at the given time (seconds since the epoch).
+    pub fn verify_at<E: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Claims<E>, VerifyError> {
+        let result = self.check(token, now);
+        if let Err(e) = &result {
+            // The error kind only: never token content.
+            tracing::debug!(error = %e, "token rejected");
+        }
+        result
+    }
+
+    fn check<E: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Claims<E>, VerifyError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(VerifyError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (header_b64, payload_b64, signature_b64) =
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(h), Some(p), Some(s), None) => (h, p, s),
+                _ => return Err(VerifyError::Malformed),
+            };
+        let signed_message = &token[..header_b64.len() + 1 + payload_b64.len()];
+
+        // Header: the algorithm must be allowed before anything else is looked at.
+        let header = decode_json_object(header_b64)?;
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg.as_str(),
+            _ => return Err(VerifyError::Malformed),
+        };
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        let alg = Algorithm::from_str(alg).map_err(|_| VerifyError::AlgorithmNotAllowed)?;
+        if !self.algorithms.contains(&alg) {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        if header.contains_key("crit") {
+            return Err(VerifyError::UnsupportedCritical);
+        }
+        if matches!(header.get("b64"), Some(v) if v != &Value::Bool(true)) {
+            return Err(VerifyError::Malformed);
+        }
+        let kid = match header.get("kid") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(VerifyError::Malformed),
+        };
+        // `jku`, `x5u`, `x5c`, `jwk`: deliberately ignored.
+
+        // Both remaining parts must be base64url before any crypto runs; the payload's JSON
+        // is only parsed once the signature holds.
+        let payload = decode_b64(payload_b64)?;
+        // Signature, with the configured key(s) for this algorithm and kid.
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| VerifyError::Malformed)?;
+        let provider = CryptoProvider::try_get_default().ok_or(VerifyError::Unavailable)?;
+        let mut verified = false;
+        for key in self.keys_for(alg, kid)? {
+            let Ok(verifier) = (provider.verifier_factory)(&alg, &key.key) else {
+                continue;
+            };
+            if verifier
+                .verify(signed_message.as_bytes(), &signature)
+                .is_ok()
+            {
+                verified = true;
+                break;
+            }
+        }
+        if !verified {
+            return Err(VerifyError::InvalidSignature);
+        }
+
+        // Claims.
+        let payload = json_object(&payload)?;
+        match payload.get("jti") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(jti)) if !jti.is_empty() => {}
+            Some(_) => return Err(VerifyError::Malformed),
+        }
+        for name in &self.required {
+            if matches!(payload.get(name.as_str()), None | Some(Value::Null)) {
+                return Err(VerifyError::MissingClaim(name.clone()));
+            }
+        }
+        let claims: Claims<E> =
+            serde_json::from_value(Value::Object(payload)).map_err(|_| VerifyError::Malformed)?;
+
+        if let Some(exp) = claims.exp {
+            if exp.saturating_add(self.leeway) <= now {
+                return Err(VerifyError::Expired);
+            }
+        }
+        let latest_start = now.saturating_add(self.leeway);
+        if claims.nbf.is_some_and(|nbf| nbf > latest_start)
+            || claims.iat.is_some_and(|iat| iat > latest_start)
+        {
+            return Err(VerifyError::NotYetValid);
+        }
+        if !self.issuer.is_empty() {
+            match &claims.iss {
+                None => return Err(VerifyError::MissingClaim("iss".into())),
+                Some(iss) if !self.issuer.iter().any(|i| i == iss) => {
+                    return Err(VerifyError::InvalidIssuer)
+                }
+                Some(_) => {}
+            }
+        }
+        match (&claims.aud, self.audience.is_empty()) {
+            (None, true) => {}
+            (None, false) => return Err(VerifyError::MissingClaim("aud".into())),
+            (Some(_), true) => return Err(VerifyError::InvalidAudience),
+            (Some(aud), false) => {
+                if !aud.iter().any(|a| self.audience.iter().any(|c| c == a)) {
+                    return Err(VerifyError::InvalidAudience);
+                }
+            }
+        }
+        Ok(claims)
+    }
+
+    /// The keys to try for `alg`: those with the token's `kid`; if none has it (or the token
+    /// has no `kid`), the keys without a `kid` (secret, PEM files); with no `kid` at all, every
+    /// key for the algorithm.
+    fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&Key>, VerifyError> {
+        let usable = self.keys.iter().filter(|k| k.algs.contains(&alg));
+        let chosen: Vec<&Key> = match kid {
+            Some(kid) => {
+                let named: Vec<&Key> = usable
+                    .clone()
+                    .filter(|k| k.kid.as_deref() == Some(kid))
+                    .collect();
+                if named.is_empty() {
+                    usable.filter(|k| k.kid.is_none()).collect()
+                } else {
+                    named
+                }
+            }
+            None => usable.collect(),
+        };
+        if chosen.is_empty() {
+            Err(VerifyError::UnknownKey)
+        } else {
+            Ok(chosen)
+        }
+    }
+}
+
+/// Whether `key` can verify `alg`: the same family and, for EC and Ed keys, the right curve
+/// (decided here, since not every crypto backend checks it when a verifier is built).
+fn key_fits(alg: Algorithm, key: &DecodingKey) -> bool {
+    if alg.family() != key.family() {
+        return false;
+    }
+    let point_len = key.try_get_as_bytes().map(<[u8]>::len);
+    match alg {
+        // SEC1 points, uncompressed or compressed.
+        Algorithm::ES256 => matches!(point_len, Ok(65 | 33)),
+        Algorithm::ES384 => matches!(point_len, Ok(97 | 49)),
+        Algorithm::EdDSA => matches!(point_len, Ok(32)),
+        _ => true,
+    }
+}
+
+/// A non-empty base64url (no padding) part; anything else is `Malformed`.
+fn decode_b64(part: &str) -> Result<Vec<u8>, VerifyError> {
+    if part.is_empty() {
+        return Err(VerifyError::Malformed);
+    }
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::Malformed)
+}
+
+/// A JSON object (UTF-8); anything else is `Malformed`.
+fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, VerifyError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(VerifyError::Malformed),
+    }
+}
+
+/// Base64url (no padding) then a JSON object; anything else is `Malformed`.
+fn decode_json_object(part: &str) -> Result<Map<String, Value>, VerifyError> {
+    json_object(&decode_b64(part)?)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A public key PEM: RSA (`PUBLIC KEY` or `RSA PUBLIC KEY`), EC or Ed25519.
+fn load_pem(path: &Path) -> Result<DecodingKey, KeyError> {
+    let pem = read_file(path)?;
+    let bad = |reason: &str| KeyError::BadPem {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = std::str::from_utf8(&pem).map_err(|_| bad("not a text PEM file"))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(bad("holds a private key; give the public key only"));
+    }
+    if !text.contains("-----BEGIN") {
+        return Err(bad("no PEM block found"));
+    }
+    DecodingKey::from_rsa_pem(&pem)
+        .or_else(|_| DecodingKey::from_ec_pem(&pem))
+        .or_else(|_| DecodingKey::from_ed_pem(&pem))
+        .map_err(|_| bad("not an RSA, EC (P-256/P-384) or Ed25519 public key"))
+}
+
+/// The usable signing keys of a JWKS file, with their `kid`s and the algorithm their `alg`
+/// pins them to.
+#[allow(clippy::type_complexity)]
+fn load_jwks(
+    path: &Path,
+) -> Result<Vec<(Option<String>, DecodingKey, Option<Algorithm>)>, KeyError> {
+    let bytes = read_file(path)?;
+    let bad = |reason: String| KeyError::BadJwks {
+        path: path.to_owned(),
+        reason,
+    };
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+    let entries = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no \"keys\" array".into()))?;
+    let mut keys = Vec::new();
+    let mut kids = HashSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let jwk: Jwk = match serde_json::from_value(entry.clone()) {
+            Ok(jwk) => jwk,
+            Err(e) => {
+                tracing::warn!(jwks = %path.display(), index = i, error = %e, "skipping unreadable JWKS key");
+                continue;
+            }
+        };
+        let kid = jwk.common.key_id.clone();
+        if !usable_for_signatures(&jwk) {
+            tracing::warn!(jwks = %path.display(), index = i, kid = ?kid, "skipping JWKS key not meant for signatures or of an unsupported type");
+            continue;
+        }
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| bad(format!("key #{i} cannot be loaded ({e})")))?;
+        // A key pinned to an algorithm (`alg`) is used with that algorithm only.
+        let pinned = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| Algorithm::from_str(&a.to_string()).ok());
+        if pinned.is_some_and(|p| p.family() != key.family()) {
+            return Err(bad(format!(
+                "key #{i} has an \"alg\" that does not fit its key type"
+            )));
+        }
+        if let Some(kid) = &kid {
+            if !kids.insert(kid.clone()) {
+                return Err(bad(format!("duplicate kid {kid:?}")));
+            }
+        }
+        keys.push((kid, key, pinned));
+    }
+    if keys.is_empty() {
+        return Err(bad("no usable signing key".into()));
+    }
+    Ok(keys)
+}
+
+/// Whether a JWK may verify signatures: not marked for encryption, a supported key type, and an
+/// `alg` (when present) that names a signature algorithm.
+fn usable_for_signatures(jwk: &Jwk) -> bool {
+    if matches!(
+        jwk.common.public_key_use,
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+    ) {
+        return false;
+    }
+    if let Some(ops) = &jwk.common.key_operations {
+        if !ops.iter().any(|op| matches!(op, KeyOperations::Verify)) {
+            return false;
+        }
+    }
+    if let Some(alg) = jwk.common.key_algorithm {
+        if Algorithm::from_str(&alg.to_string()).is_err() {
+            return false;
+        }
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) | AlgorithmParameters::OctetKey(_) => true,
+        AlgorithmParameters::EllipticCurve(p) => {
+            matches!(p.curve, EllipticCurve::P256 | EllipticCurve::P384)
+        }
+        AlgorithmParameters::OctetKeyPair(p) => matches!(p.curve, EllipticCurve::Ed25519),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Verifier>();
+    }
+
+    #[test]
+    fn default_config_round_trips_through_json() {
+        let config = VerifierConfig::default();
+        let json = serde_json::to_string(&config).expect("serialize");
+        let back: VerifierConfig = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, config);
+        assert!(serde_json::from_str::<VerifierConfig>(r#"{"secrett":"x"}"#).is_err());
+    }
+}
