@@ -1,0 +1,2 @@
+//! The demo service.
+fn main() {}

@@ -1,0 +1,2 @@
+//! revokectl.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Rocket integration for revoke-core.
