@@ -618,16 +618,16 @@ macro_rules! impl_store {
                 )
                 .fetch_one(&self.pool)
                 .await?;
-                let rows = sqlx::query::<$db>(
-                    "SELECT scope, key, cutoff, expires_at, reason, actor, revoked_at \
+                // Only what the set needs: reason and actor would cost two allocations a row.
+                let mut rows = sqlx::query::<$db>(
+                    "SELECT scope, key, cutoff, expires_at, revoked_at \
                      FROM revoke_revocations WHERE expires_at IS NULL OR expires_at >= $1",
                 )
                 .bind(now)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut revocations = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let scope: String = row.try_get("scope")?;
+                .fetch(&self.pool);
+                let mut revocations = Vec::new();
+                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                    let scope: &str = row.try_get("scope")?;
                     revocations.push($crate::Revocation {
                         scope: scope
                             .parse()
@@ -635,8 +635,8 @@ macro_rules! impl_store {
                         key: row.try_get("key")?,
                         cutoff: row.try_get("cutoff")?,
                         expires_at: row.try_get("expires_at")?,
-                        reason: row.try_get("reason")?,
-                        actor: row.try_get("actor")?,
+                        reason: None,
+                        actor: None,
                         revoked_at: row.try_get("revoked_at")?,
                     });
                 }
