@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod claims;
 mod engine;
 mod error;
 pub mod issuer;
@@ -9,14 +10,13 @@ pub mod set;
 pub mod store;
 pub mod sync;
 mod types;
-pub mod claims;
 pub mod verifier;
 
+pub use claims::{Audience, Claims, NoExtra};
 pub use engine::{Engine, EngineConfig, RevokeRequest};
 pub use error::{Error, Result};
 pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
 pub use set::RevocationSet;
 pub use sync::SyncStatus;
 pub use types::*;
-pub use claims::{Claims, NoExtra, Audience};
-pub use verifier::{Verifier, VerifierConfig, VerifyError, KeyError};
+pub use verifier::{KeyError, Verifier, VerifierConfig, VerifyError};

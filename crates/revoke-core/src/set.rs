@@ -4,11 +4,17 @@
 //!
 //! * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
 //!   cut-off) and families each live in their own open-addressing [`Table`]. The four tables and
-//!   the global cut-off form one immutable-shaped [`Snapshot`] published through an
-//!   [`ArcSwap`]. [`RevocationSet::check`] does one `ArcSwap::load` (thread-local debt slot, no
-//!   lock, never waits on a writer) and then only atomic loads: it takes no lock, does no I/O and
-//!   allocates nothing. (`arc-swap` allocates one debt node the first time a *thread* loads; that
-//!   node is recycled, so steady-state checks allocate nothing.)
+//!   the global cut-off form one [`Snapshot`] published through an [`ArcSwap`] (so
+//!   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
+//!   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
+//!   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
+//!   no I/O, no waiting on a writer, no allocation. Only after a publication (a rebuild, a global
+//!   cut-off change, a reload) does a thread's next check take the `ArcSwap::load_full` slow path.
+//!   (Plain `ArcSwap::load` costs two locked read-modify-writes per call; they are full barriers
+//!   that stop the CPU from overlapping the cache misses of consecutive checks.)
+//!   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
+//!   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
+//!   one old table generation.
 //! * **Insert-only tables.** A writer (serialized on a `Mutex` that readers never touch) inserts
 //!   into the published table in place: it writes the key words and then publishes the slot by
 //!   storing its control byte with `Release`. A key slot is written exactly once, while its
@@ -733,7 +739,7 @@ impl RevocationSet {
 
     #[inline(always)]
     fn check_in(&self, snap: &Snapshot, token: &TokenRef<'_>) -> Option<Scope> {
-        let before = |cutoff: i64| token.iat.map_or(true, |iat| iat <= cutoff);
+        let before = |cutoff: i64| token.iat.is_none_or(|iat| iat <= cutoff);
         if let Some(cutoff) = snap.global {
             if before(cutoff) {
                 return Some(Scope::Global);

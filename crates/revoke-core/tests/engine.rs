@@ -1,4 +1,5 @@
 //! Store, sync and issuer behaviour; every test body runs on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

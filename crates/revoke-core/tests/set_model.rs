@@ -126,7 +126,7 @@ impl Model {
     }
 
     fn check(&self, t: &TokenRef<'_>) -> Option<Scope> {
-        let before = |c: i64| t.iat.map_or(true, |iat| iat <= c);
+        let before = |c: i64| t.iat.is_none_or(|iat| iat <= c);
         if self.global.is_some_and(|(c, _)| before(c)) {
             return Some(Scope::Global);
         }

@@ -142,8 +142,18 @@ pub(super) fn list_query(dialect: Dialect, q: &super::ListQuery, now: i64) -> (S
         &mut args,
         Arg::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)),
     );
+    // SQLite plans without statistics and would walk the iat index for every query, which
+    // is right for dense matches (short prefixes) but a full scan for rare ones. For a
+    // selective prefix, `+t.iat` stops it from using that index for ORDER BY, so it looks
+    // the prefix up in the jti/sub/label indexes and sorts the few matches.
+    let selective = |p: &Option<String>| p.as_deref().is_some_and(|p| p.chars().count() >= 3);
+    let order = if dialect == Dialect::Sqlite && (selective(&q.text) || selective(&q.jti_prefix)) {
+        "+t.iat"
+    } else {
+        "t.iat"
+    };
     sql.push_str(&format!(
-        " ORDER BY t.iat DESC, t.jti ASC LIMIT {pl} OFFSET {po}"
+        " ORDER BY {order} DESC, t.jti ASC LIMIT {pl} OFFSET {po}"
     ));
     (sql, args)
 }
