@@ -55,9 +55,19 @@ struct Fixture {
     misses: KeyPool,
     /// Half hits, half misses, shuffled.
     mixed: KeyPool,
-    users: Vec<String>,
+    /// POOL random user names, 11 bytes each, back to back (like `KeyPool`, so that reading
+    /// the probe key costs a sequential access, as for a just-decoded token).
+    subs: String,
     fids: KeyPool,
-    sub_idx: Vec<u32>,
+}
+
+const SUB_LEN: usize = 11;
+
+impl Fixture {
+    fn sub(&self, i: usize) -> &str {
+        let i = i & (POOL - 1);
+        &self.subs[i * SUB_LEN..(i + 1) * SUB_LEN]
+    }
 }
 
 fn fixture() -> Fixture {
@@ -104,7 +114,10 @@ fn fixture() -> Fixture {
         );
     }
     let fids = KeyPool::new((0..POOL).map(|_| random_uuid(&mut rng)));
-    let sub_idx = (0..POOL).map(|_| rng.gen_range(0..100_000)).collect();
+    let mut subs = String::with_capacity(POOL * SUB_LEN);
+    for _ in 0..POOL {
+        subs.push_str(&users[rng.gen_range(0..users.len())]);
+    }
     let counts = set.len();
     let per = set.uuid_table_bytes() as f64 / counts.jtis as f64;
     eprintln!(
@@ -116,9 +129,8 @@ fn fixture() -> Fixture {
         hits,
         misses,
         mixed,
-        users,
+        subs,
         fids,
-        sub_idx,
     }
 }
 
@@ -162,7 +174,7 @@ fn single_thread(c: &mut Criterion, f: &Fixture) {
             i = i.wrapping_add(1);
             let tok = TokenRef {
                 jti: Some(f.misses.get(i)),
-                sub: Some(&f.users[f.sub_idx[i & (POOL - 1)] as usize]),
+                sub: Some(f.sub(i)),
                 fid: Some(f.fids.get(i)),
                 iat: Some(2_000),
             };
