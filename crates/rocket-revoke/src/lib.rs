@@ -1,1 +1,77 @@
-//! Rocket integration for revoke-core.
+//! JWT revocation for Rocket: a fairing and request guards that reject revoked tokens by
+//! checking an in-memory revocation set, kept in sync with the app's SQLite or PostgreSQL
+//! database.
+//!
+//! ```rust,no_run
+//! use rocket::{get, launch, routes};
+//! use rocket_db_pools::{sqlx, Database};
+//! use rocket_revoke::{Authenticated, Revoke};
+//!
+//! #[derive(Database)]
+//! #[database("revoke")]
+//! struct Db(sqlx::SqlitePool);
+//!
+//! #[get("/me")]
+//! fn me(user: Authenticated) -> String {
+//!     format!("hello {}", user.sub.as_deref().unwrap_or("?"))
+//! }
+//!
+//! #[launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(Db::init())
+//!         .attach(Revoke::<Db>::fairing())
+//!         .mount("/", routes![me])
+//!         .mount("/oauth", rocket_revoke::oauth_routes())
+//! }
+//! ```
+//!
+//! With this `Rocket.toml`:
+//!
+//! ```toml
+//! [default.databases.revoke]
+//! url = "sqlite://app.db?mode=rwc"
+//!
+//! [default.revoke]
+//! secret = "a long random string, at least 32 bytes of it"
+//! ```
+//!
+//! # What it does
+//!
+//! - [`Revoke`] is the fairing. On ignite it reads the `revoke` table ([`RevokeConfig`]),
+//!   runs the migrations on the pool of the app's [`rocket_db_pools::Database`] (SQLite or
+//!   PostgreSQL, see [`RevokePool`]), loads every revocation in force and manages a
+//!   [`Revoker`]. Sync with the database (LISTEN/NOTIFY on PostgreSQL, polling everywhere)
+//!   runs from liftoff to shutdown, so a revocation made by another instance, or by an
+//!   operator with `revokectl`, is enforced here within milliseconds.
+//! - [`Authenticated`] is the request guard for a verified, unrevoked access token;
+//!   [`Verified`] skips the revocation check. Both work as `Option<_>` and
+//!   `Result<_, AuthError>`. Checking a token does no I/O.
+//! - A rejected token is a `401` with an RFC 6750 challenge and a JSON body, see
+//!   [`AuthError`]. Nothing a client sends causes a 500.
+//! - [`Revoker`] revokes by token, jti, subject, family or global cut-off, restores, mints
+//!   and rotates token pairs, and reports [`Health`].
+//! - [`oauth_routes`] are RFC 7009 revocation and RFC 7662 introspection.
+//! - The guards record when each token was last used, in batches off the request path.
+//!
+//! Using a guard or [`Revoker`] without the fairing aborts the launch (a
+//! [`Sentinel`](rocket::Sentinel)).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod fairing;
+mod guard;
+mod last_seen;
+mod revoker;
+mod routes;
+
+pub use config::{ConfigError, RevokeConfig};
+pub use error::{AuthError, Error};
+pub use fairing::{Revoke, RevokePool};
+pub use guard::{Authenticated, Verified};
+pub use jsonwebtoken::Algorithm;
+pub use revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
+pub use revoker::{Health, Revoker};
+pub use routes::oauth_routes;

@@ -1,0 +1,185 @@
+//! The rocket-revoke demo service: log in, call `/me`, log out, and see the old token
+//! rejected.
+//!
+//! | method, path | what |
+//! | --- | --- |
+//! | `POST /auth/login` `{"username","password"}` | a token pair; users `alice`, `bob`, `carol`, password `password` |
+//! | `POST /auth/refresh` `{"refresh_token"}` | rotates the pair; reusing a spent refresh token revokes the session (401) |
+//! | `GET /me` (Bearer) | `{"sub","jti","fid","exp"}` |
+//! | `DELETE /auth/token[?family=true]` (Bearer) | revokes the presented token (and its session family) |
+//! | `DELETE /auth/sessions` (Bearer) | revokes every token of the caller |
+//! | `POST /oauth/revoke` | RFC 7009 |
+//! | `POST /oauth/introspect` | RFC 7662 (HTTP Basic client from `revoke.client_id`) |
+//! | `GET /health` | backend and sync status |
+//!
+//! The backend follows the scheme of `databases.revoke.url`: `rocket_db_pools` needs one
+//! `Database` type per pool type, so there are two ([`SqliteDb`], [`PgDb`]), both named
+//! `revoke`, and [`app`] attaches the one that fits the configured URL.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use rocket::http::Status;
+use rocket::response::status::Custom;
+use rocket::serde::json::{json, Json, Value};
+use rocket::{catch, catchers, delete, get, post, routes, Build, Request, Rocket};
+use rocket_db_pools::{sqlx, Database};
+use rocket_revoke::{Authenticated, Error, Health, Revoke, Revoker};
+use serde::Deserialize;
+
+/// The database on SQLite (any URL that does not start with `postgres`).
+#[derive(Database)]
+#[database("revoke")]
+pub struct SqliteDb(sqlx::SqlitePool);
+
+/// The database on PostgreSQL (`postgres://` or `postgresql://` URLs).
+#[derive(Database)]
+#[database("revoke")]
+pub struct PgDb(sqlx::PgPool);
+
+/// The demo users; every password is `password`.
+pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
+
+/// The service, configured from `Rocket.toml` and `ROCKET_*` variables.
+pub fn rocket() -> Rocket<Build> {
+    app(rocket::build())
+}
+
+/// Attaches the database, the rocket-revoke fairing and the routes to `rocket` (tests pass
+/// `rocket::custom(figment)`).
+pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
+    let url = rocket
+        .figment()
+        .extract_inner::<String>("databases.revoke.url")
+        .unwrap_or_default();
+    let rocket = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        rocket
+            .attach(PgDb::init())
+            .attach(Revoke::<PgDb>::fairing())
+    } else {
+        // Also when the URL is missing: the SQLite fairing then fails the launch naming it.
+        rocket
+            .attach(SqliteDb::init())
+            .attach(Revoke::<SqliteDb>::fairing())
+    };
+    rocket
+        .mount(
+            "/",
+            routes![login, refresh, me, delete_token, delete_sessions, health],
+        )
+        .mount("/oauth", rocket_revoke::oauth_routes())
+        .register("/", catchers![default_catcher])
+}
+
+type JsonError = Custom<Json<Value>>;
+
+fn error(status: Status, error: &str, description: &str) -> JsonError {
+    Custom(
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+}
+
+fn server_error(e: &Error) -> JsonError {
+    rocket::error!("revoke-demo: {}", e);
+    error(
+        Status::ServiceUnavailable,
+        "temporarily_unavailable",
+        "the token store is unavailable; retry",
+    )
+}
+
+#[derive(Deserialize)]
+struct Login<'r> {
+    username: &'r str,
+    password: &'r str,
+}
+
+#[post("/auth/login", data = "<body>")]
+async fn login(revoker: Revoker, body: Json<Login<'_>>) -> Result<Json<Value>, JsonError> {
+    if !USERS.contains(&body.username) || body.password != "password" {
+        return Err(error(
+            Status::Unauthorized,
+            "invalid_grant",
+            "invalid username or password",
+        ));
+    }
+    let pair = revoker
+        .issue(body.username, Some("revoke-demo login"))
+        .await
+        .map_err(|e| server_error(&e))?;
+    Ok(Json(json!(pair)))
+}
+
+#[derive(Deserialize)]
+struct Refresh<'r> {
+    refresh_token: &'r str,
+}
+
+#[post("/auth/refresh", data = "<body>")]
+async fn refresh(revoker: Revoker, body: Json<Refresh<'_>>) -> Result<Json<Value>, JsonError> {
+    match revoker.refresh(body.refresh_token).await {
+        Ok(pair) => Ok(Json(json!(pair))),
+        Err(Error::Refresh(revoke_core::RefreshError::Store(e))) => {
+            Err(server_error(&Error::Engine(e)))
+        }
+        Err(Error::Refresh(e)) => Err(error(Status::Unauthorized, "invalid_grant", &e.to_string())),
+        Err(e) => Err(server_error(&e)),
+    }
+}
+
+#[get("/me")]
+fn me(user: Authenticated) -> Json<Value> {
+    Json(json!({ "sub": user.sub, "jti": user.jti, "fid": user.fid, "exp": user.exp }))
+}
+
+#[delete("/auth/token?<family>")]
+async fn delete_token(
+    user: Authenticated,
+    revoker: Revoker,
+    family: Option<bool>,
+) -> Result<Json<Value>, JsonError> {
+    let actor = user.sub.as_deref();
+    let mut revoked = Vec::new();
+    if let Some(jti) = user.jti.as_deref() {
+        let mut req = rocket_revoke::RevokeRequest::jti(jti).reason("logout");
+        if let Some(exp) = user.exp {
+            req = req.expires_at(exp);
+        }
+        if let Some(actor) = actor {
+            req = req.actor(actor);
+        }
+        revoker.revoke(req).await.map_err(|e| server_error(&e))?;
+        revoked.push("jti");
+    }
+    if family == Some(true) {
+        if let Some(fid) = user.fid.as_deref() {
+            revoker
+                .revoke_family(fid, Some("logout (session)"), actor)
+                .await
+                .map_err(|e| server_error(&e))?;
+            revoked.push("family");
+        }
+    }
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+#[delete("/auth/sessions")]
+async fn delete_sessions(user: Authenticated, revoker: Revoker) -> Result<Json<Value>, JsonError> {
+    let sub = user.sub.as_deref().unwrap_or_default();
+    revoker
+        .revoke_subject(sub, Some("logout everywhere"), Some(sub))
+        .await
+        .map_err(|e| server_error(&e))?;
+    Ok(Json(json!({ "revoked": ["subject"] })))
+}
+
+#[get("/health")]
+fn health(revoker: Revoker) -> Health {
+    revoker.health()
+}
+
+#[catch(default)]
+fn default_catcher(status: Status, _req: &Request<'_>) -> JsonError {
+    let reason = status.reason_lossy();
+    error(status, &reason.to_lowercase().replace(' ', "_"), reason)
+}

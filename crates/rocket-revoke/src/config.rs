@@ -1,0 +1,410 @@
+//! [`RevokeConfig`]: the `[revoke]` table of the Rocket configuration.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use jsonwebtoken::Algorithm;
+use revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
+use rocket::figment::providers::Serialized;
+use rocket::figment::{self, Figment};
+use serde::{Deserialize, Serialize};
+
+/// The configuration of the [`Revoke`](crate::Revoke) fairing: the `revoke` table of the
+/// Rocket figment (`[default.revoke]` in `Rocket.toml`, or `ROCKET_REVOKE={...}`).
+///
+/// Every key is optional except a verification key (`secret`, `public_key_pem` or
+/// `jwks_file`); a key that is not listed here, or a value of the wrong type, is a launch
+/// error that names it.
+///
+/// ```toml
+/// [default.revoke]
+/// # Verification (every incoming token).
+/// algorithms = ["HS256"]
+/// secret = "a long random string, at least 32 bytes of it"
+/// issuer = ["https://auth.example.com"]
+/// audience = ["api"]
+/// leeway = 30
+/// required_claims = ["exp", "jti"]
+/// realm = "api"
+/// # Minting (Revoker::issue / refresh), when the app issues its own tokens.
+/// access_ttl = 900
+/// refresh_ttl = 1209600
+/// # Sync with the database.
+/// poll_interval_ms = 250
+/// # RFC 7662 introspection client.
+/// client_id = "gateway"
+/// client_secret = "another long random string"
+/// # Last-seen recording.
+/// last_seen_interval_ms = 1000
+/// ```
+///
+/// Tokens are minted with the first entry of `algorithms`, `issuer` and `audience`, so tokens
+/// this app issues always pass its own verifier. Secrets are never printed by `Debug`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RevokeConfig {
+    /// The `realm` of every `WWW-Authenticate` challenge. Must not contain `"`, `\` or
+    /// control characters.
+    ///
+    /// _Default:_ `"api"`.
+    pub realm: String,
+    /// Algorithms a token may use (`"HS256"`, `"RS256"`, `"ES256"`, `"EdDSA"`, ...). `none`
+    /// is never accepted. The first one also signs the tokens this app mints.
+    ///
+    /// _Default:_ `["HS256"]`.
+    pub algorithms: Vec<Algorithm>,
+    /// The HMAC secret for `HS*` (its UTF-8 bytes are the key); it both verifies and signs.
+    /// Use at least 32 random bytes.
+    ///
+    /// _Default:_ none.
+    pub secret: Option<String>,
+    /// PEM files with public keys (RSA, EC P-256/P-384, Ed25519) that verify tokens.
+    ///
+    /// _Default:_ `[]`.
+    pub public_key_pem: Vec<PathBuf>,
+    /// A JWKS file (`{"keys": [...]}`); its keys are picked by the token's `kid`.
+    ///
+    /// _Default:_ none.
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted issuers (`iss`). Empty: `iss` is not checked. Minted tokens carry the first.
+    ///
+    /// _Default:_ `[]`.
+    pub issuer: Vec<String>,
+    /// Accepted audiences (`aud`). Empty: a token must carry no `aud`. Minted tokens carry
+    /// the first.
+    ///
+    /// _Default:_ `[]`.
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    ///
+    /// _Default:_ `30`.
+    pub leeway: u64,
+    /// Claims every token must carry.
+    ///
+    /// _Default:_ `["exp", "jti"]`.
+    pub required_claims: Vec<String>,
+    /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
+    /// Without it (and without `secret` for `HS*`) the app verifies only and
+    /// [`Revoker::issue`](crate::Revoker::issue) fails.
+    ///
+    /// _Default:_ none.
+    pub private_key_pem: Option<PathBuf>,
+    /// The `kid` header of minted tokens.
+    ///
+    /// _Default:_ none.
+    pub kid: Option<String>,
+    /// Lifetime of minted access tokens, in seconds.
+    ///
+    /// _Default:_ `900` (15 minutes).
+    pub access_ttl: i64,
+    /// Lifetime of minted refresh tokens, in seconds. At most `max_token_ttl_secs`.
+    ///
+    /// _Default:_ `1209600` (14 days).
+    pub refresh_ttl: i64,
+    /// How often sync reads the event log when nothing woke it, in milliseconds. On SQLite
+    /// this bounds how long another instance takes to see a revocation.
+    ///
+    /// _Default:_ `250`.
+    pub poll_interval_ms: u64,
+    /// How often expired entries are dropped from the in-memory set, in seconds.
+    ///
+    /// _Default:_ `60`.
+    pub prune_interval_secs: u64,
+    /// The longest lifetime of any token the app accepts, in seconds; subject, family and
+    /// unknown-jti revocations are kept this long.
+    ///
+    /// _Default:_ `2592000` (30 days).
+    pub max_token_ttl_secs: i64,
+    /// How long expired registry rows and old events are kept, in seconds.
+    ///
+    /// _Default:_ `604800` (7 days).
+    pub retention_secs: i64,
+    /// The client id that may call the RFC 7662 introspection route (HTTP Basic).
+    /// Without `client_id` and `client_secret` introspection answers 401 to everyone.
+    ///
+    /// _Default:_ none.
+    pub client_id: Option<String>,
+    /// The secret of `client_id`.
+    ///
+    /// _Default:_ none.
+    pub client_secret: Option<String>,
+    /// How often tokens seen by the guards are written to the registry (`last_seen`), in
+    /// milliseconds. Requests never wait on it.
+    ///
+    /// _Default:_ `1000`.
+    pub last_seen_interval_ms: u64,
+    /// How many sightings may wait for the next write; beyond that they are dropped (the
+    /// request is never slowed down).
+    ///
+    /// _Default:_ `8192`.
+    pub last_seen_capacity: usize,
+}
+
+impl Default for RevokeConfig {
+    fn default() -> Self {
+        let verifier = VerifierConfig::default();
+        let engine = EngineConfig::default();
+        let issuer = IssuerConfig::default();
+        RevokeConfig {
+            realm: "api".into(),
+            algorithms: verifier.algorithms,
+            secret: None,
+            public_key_pem: Vec::new(),
+            jwks_file: None,
+            issuer: Vec::new(),
+            audience: Vec::new(),
+            leeway: verifier.leeway,
+            required_claims: verifier.required_claims,
+            private_key_pem: None,
+            kid: None,
+            access_ttl: issuer.access_ttl,
+            refresh_ttl: issuer.refresh_ttl,
+            poll_interval_ms: engine.poll_interval_ms,
+            prune_interval_secs: engine.prune_interval_secs,
+            max_token_ttl_secs: engine.max_token_ttl_secs,
+            retention_secs: engine.retention_secs,
+            client_id: None,
+            client_secret: None,
+            last_seen_interval_ms: 1000,
+            last_seen_capacity: 8192,
+        }
+    }
+}
+
+impl fmt::Debug for RevokeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RevokeConfig")
+            .field("realm", &self.realm)
+            .field("algorithms", &self.algorithms)
+            .field("secret", &redact(&self.secret))
+            .field("public_key_pem", &self.public_key_pem)
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("required_claims", &self.required_claims)
+            .field("private_key_pem", &self.private_key_pem)
+            .field("kid", &self.kid)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("prune_interval_secs", &self.prune_interval_secs)
+            .field("max_token_ttl_secs", &self.max_token_ttl_secs)
+            .field("retention_secs", &self.retention_secs)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact(&self.client_secret))
+            .field("last_seen_interval_ms", &self.last_seen_interval_ms)
+            .field("last_seen_capacity", &self.last_seen_capacity)
+            .finish()
+    }
+}
+
+/// A start-up error: the `revoke` configuration cannot be used. Its message names the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key is unknown or has a value of the wrong type (the message names it and its
+    /// source).
+    #[error("invalid revoke configuration: {0}")]
+    Figment(Box<figment::Error>),
+    /// A value has the right type but cannot be used.
+    #[error("invalid `revoke.{key}`: {reason}")]
+    Invalid {
+        /// The key, relative to the `revoke` table.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The verification keys cannot be loaded.
+    #[error("invalid `revoke.{key}`: {source}")]
+    Key {
+        /// The key, relative to the `revoke` table.
+        key: &'static str,
+        /// Why.
+        #[source]
+        source: KeyError,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Figment(Box::new(e))
+    }
+}
+
+impl RevokeConfig {
+    /// The figment key the configuration lives under.
+    pub const KEY: &'static str = "revoke";
+
+    /// Reads the `revoke` table of `figment` (Rocket's), fills in the defaults and checks the
+    /// values.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: RevokeConfig = figment
+            .focus(Self::KEY)
+            .join(Serialized::defaults(RevokeConfig::default()))
+            .extract()
+            .map_err(prefixed)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that have the right type but cannot be used.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.realm.is_empty()
+            || self
+                .realm
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return invalid(
+                "realm",
+                "must be non-empty, without quotes, backslashes or control characters",
+            );
+        }
+        if self.algorithms.is_empty() {
+            return invalid("algorithms", "must list at least one algorithm");
+        }
+        if self.access_ttl <= 0 {
+            return invalid("access_ttl", "must be a positive number of seconds");
+        }
+        if self.refresh_ttl <= 0 {
+            return invalid("refresh_ttl", "must be a positive number of seconds");
+        }
+        if self.max_token_ttl_secs <= 0 {
+            return invalid("max_token_ttl_secs", "must be a positive number of seconds");
+        }
+        if self.refresh_ttl > self.max_token_ttl_secs || self.access_ttl > self.max_token_ttl_secs {
+            return invalid(
+                "refresh_ttl",
+                "token lifetimes must not exceed `max_token_ttl_secs`, or pruned cut-offs would let old tokens back in",
+            );
+        }
+        if self.retention_secs < 0 {
+            return invalid("retention_secs", "must not be negative");
+        }
+        if self.poll_interval_ms == 0 {
+            return invalid("poll_interval_ms", "must be at least 1");
+        }
+        if self.prune_interval_secs == 0 {
+            return invalid("prune_interval_secs", "must be at least 1");
+        }
+        if self.last_seen_interval_ms == 0 {
+            return invalid("last_seen_interval_ms", "must be at least 1");
+        }
+        if self.last_seen_capacity == 0 {
+            return invalid("last_seen_capacity", "must be at least 1");
+        }
+        match (&self.client_id, &self.client_secret) {
+            (Some(_), None) => return invalid("client_secret", "is required with `client_id`"),
+            (None, Some(_)) => return invalid("client_id", "is required with `client_secret`"),
+            (Some(id), Some(secret)) => {
+                if id.is_empty() || id.contains(':') {
+                    return invalid("client_id", "must be non-empty and contain no `:`");
+                }
+                if secret.is_empty() {
+                    return invalid("client_secret", "must not be empty");
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// The verifier part.
+    pub fn verifier_config(&self) -> VerifierConfig {
+        VerifierConfig {
+            algorithms: self.algorithms.clone(),
+            secret: self.secret.clone(),
+            public_key_pem: self.public_key_pem.clone(),
+            jwks_file: self.jwks_file.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway: self.leeway,
+            required_claims: self.required_claims.clone(),
+        }
+    }
+
+    /// The engine part.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            poll_interval_ms: self.poll_interval_ms,
+            prune_interval_secs: self.prune_interval_secs,
+            max_token_ttl_secs: self.max_token_ttl_secs,
+            retention_secs: self.retention_secs,
+        }
+    }
+
+    /// The issuer part, when a signing key is configured for the first algorithm.
+    pub fn issuer_config(&self) -> Option<IssuerConfig> {
+        let algorithm = *self.algorithms.first()?;
+        let hmac = matches!(
+            algorithm,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        );
+        let has_key = if hmac {
+            self.secret.is_some()
+        } else {
+            self.private_key_pem.is_some()
+        };
+        has_key.then(|| IssuerConfig {
+            algorithm,
+            secret: self.secret.clone(),
+            private_key_pem: self.private_key_pem.clone(),
+            kid: self.kid.clone(),
+            issuer: self.issuer.first().cloned(),
+            audience: self.audience.first().cloned(),
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+        })
+    }
+
+    /// Loads the verification keys; an error names the key at fault.
+    pub fn verifier(&self) -> Result<revoke_core::Verifier, ConfigError> {
+        revoke_core::Verifier::new(&self.verifier_config()).map_err(|e| self.key_error(e))
+    }
+
+    /// Names the configuration key a verifier key error points at.
+    fn key_error(&self, source: KeyError) -> ConfigError {
+        let key = match &source {
+            KeyError::NoKeyForAlgorithm(alg) => {
+                let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+                return ConfigError::Invalid {
+                    key: if hmac { "secret" } else { "public_key_pem" },
+                    reason: format!(
+                        "algorithm {alg:?} is allowed but no key can verify it: set `revoke.secret` for HS*, or `revoke.public_key_pem` / `revoke.jwks_file`"
+                    ),
+                };
+            }
+            KeyError::Read { path, .. } if self.jwks_file.as_deref() == Some(path.as_path()) => {
+                "jwks_file"
+            }
+            KeyError::Read { .. } | KeyError::BadPem { .. } => "public_key_pem",
+            KeyError::BadJwks { .. } => "jwks_file",
+            KeyError::EmptySecret => "secret",
+            KeyError::InvalidConfig(_) => "required_claims",
+            _ => "algorithms",
+        };
+        ConfigError::Key { key, source }
+    }
+}
+
+/// `focus` makes error paths relative to the `revoke` table: put the table back in front so
+/// the message names the key as the user wrote it (`default.revoke.leeway`).
+fn prefixed(error: figment::Error) -> figment::Error {
+    let mut errors = error.into_iter().map(|mut e| {
+        e.path.insert(0, RevokeConfig::KEY.to_owned());
+        e
+    });
+    let first = errors.next();
+    match first {
+        Some(first) => errors.fold(first, |chain, e| chain.chain(e)),
+        None => figment::Error::from("invalid revoke configuration".to_owned()),
+    }
+}

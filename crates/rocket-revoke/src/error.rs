@@ -1,0 +1,164 @@
+//! Errors: per-request ([`AuthError`]) and per-operation ([`Error`]).
+
+use std::io::Cursor;
+
+use revoke_core::{RefreshError, Scope, VerifyError};
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+
+use crate::Revoker;
+
+/// Why a request guard rejected a request.
+///
+/// Every variant but [`AuthError::NotAttached`] is the client's fault and answers
+/// `401 Unauthorized` with an RFC 6750 challenge and a JSON body:
+///
+/// ```text
+/// WWW-Authenticate: Bearer realm="api", error="invalid_token", error_description="token revoked (family)"
+/// {"error":"invalid_token","error_description":"token revoked (family)"}
+/// ```
+///
+/// A request without an `Authorization` header gets the bare challenge
+/// `Bearer realm="api"` (RFC 6750 §3.1) and `{"error":"unauthorized", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("bearer token required")]
+    Missing,
+    /// More than one `Authorization` header.
+    #[error("several authorization headers")]
+    Ambiguous,
+    /// The `Authorization` header uses a scheme other than `Bearer`.
+    #[error("authorization scheme is not bearer")]
+    Scheme,
+    /// `Bearer` without a single well-formed token after it.
+    #[error("malformed authorization header")]
+    MalformedHeader,
+    /// The token did not verify.
+    #[error("{}", .0.description())]
+    Invalid(VerifyError),
+    /// A refresh token was presented where an access token is required.
+    #[error("refresh token not accepted here")]
+    RefreshToken,
+    /// The token is revoked; holds the scope that matched.
+    #[error("{}", revoked_description(*.0))]
+    Revoked(Scope),
+    /// The `Revoke` fairing is not attached (a server fault; the guards' `Sentinel`
+    /// normally stops such an app from launching).
+    #[error("token checking is not configured")]
+    NotAttached,
+}
+
+fn revoked_description(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Jti => "token revoked (jti)",
+        Scope::Subject => "token revoked (subject)",
+        Scope::Family => "token revoked (family)",
+        Scope::Global => "token revoked (global)",
+    }
+}
+
+impl From<VerifyError> for AuthError {
+    fn from(e: VerifyError) -> Self {
+        AuthError::Invalid(e)
+    }
+}
+
+impl AuthError {
+    /// The HTTP status: 401, or 500 for [`AuthError::NotAttached`].
+    pub fn status(&self) -> Status {
+        match self {
+            AuthError::NotAttached => Status::InternalServerError,
+            _ => Status::Unauthorized,
+        }
+    }
+
+    /// The RFC 6750 error code: `None` when no credentials were sent at all.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            AuthError::Missing | AuthError::NotAttached => None,
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// Short text safe to show the client (never echoes token content).
+    pub fn description(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "bearer token required",
+            AuthError::Ambiguous => "several authorization headers",
+            AuthError::Scheme => "authorization scheme is not bearer",
+            AuthError::MalformedHeader => "malformed authorization header",
+            AuthError::Invalid(e) => e.description(),
+            AuthError::RefreshToken => "refresh token not accepted here",
+            AuthError::Revoked(scope) => revoked_description(*scope),
+            AuthError::NotAttached => "token checking is not configured",
+        }
+    }
+
+    /// The `WWW-Authenticate` value for `realm`.
+    pub fn challenge(&self, realm: &str) -> String {
+        match self.code() {
+            None => format!("Bearer realm=\"{realm}\""),
+            Some(code) => format!(
+                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\"",
+                self.description()
+            ),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        let error = match self {
+            AuthError::NotAttached => "server_error",
+            _ => self.code().unwrap_or("unauthorized"),
+        };
+        serde_json::json!({ "error": error, "error_description": self.description() }).to_string()
+    }
+
+    /// Rewrites `res` into this rejection: status, challenge, JSON body.
+    pub(crate) fn apply(&self, realm: &str, res: &mut Response<'_>) {
+        let body = self.body();
+        res.set_status(self.status());
+        if self.status() == Status::Unauthorized {
+            res.set_header(Header::new("WWW-Authenticate", self.challenge(realm)));
+        }
+        res.set_header(ContentType::JSON);
+        res.set_header(Header::new("Cache-Control", "no-store"));
+        res.set_sized_body(body.len(), Cursor::new(body));
+    }
+}
+
+/// Responds with the 401, the RFC 6750 challenge and the JSON body, so a handler taking
+/// `Result<Authenticated, AuthError>` can return the error as is.
+impl<'r> Responder<'r, 'static> for AuthError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let realm = req
+            .rocket()
+            .state::<Revoker>()
+            .map(|r| r.realm().to_owned())
+            .unwrap_or_else(|| "api".to_owned());
+        let mut res = Response::new();
+        self.apply(&realm, &mut res);
+        Ok(res)
+    }
+}
+
+/// An error from a [`Revoker`] operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token given to [`Revoker::revoke_token`] did not verify.
+    #[error("invalid token: {0}")]
+    Token(#[from] VerifyError),
+    /// No signing key is configured, so the app cannot mint tokens.
+    #[error("no token issuer configured: set `revoke.secret` (HS*) or `revoke.private_key_pem`")]
+    NoIssuer,
+    /// A refresh was refused.
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// The store or engine failed; nothing was changed.
+    #[error(transparent)]
+    Engine(#[from] revoke_core::Error),
+}

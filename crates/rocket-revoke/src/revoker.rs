@@ -1,0 +1,336 @@
+//! [`Revoker`]: the managed handle on the engine, verifier and issuer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use revoke_core::store::Store;
+use revoke_core::sync::SyncStatus;
+use revoke_core::{
+    now_ms, Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
+};
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::{Ignite, Phase, Rocket, Sentinel};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::last_seen::LastSeen;
+use crate::{Error, RevokeConfig};
+
+/// The revocation handle: managed state (and a request guard) put in place by the
+/// [`Revoke`](crate::Revoke) fairing. Cheap to clone.
+///
+/// It offers what `revokectl` offers: revoke by token, jti, subject, family or global
+/// cut-off, restore, status; and, when a signing key is configured, minting and rotating
+/// token pairs.
+///
+/// ```rust
+/// # use rocket::{delete, serde::json::Json};
+/// use rocket_revoke::{Authenticated, Revoker};
+///
+/// /// "Log out everywhere".
+/// #[delete("/auth/sessions")]
+/// async fn logout_everywhere(user: Authenticated, revoker: Revoker) -> Result<(), String> {
+///     let sub = user.sub.as_deref().unwrap_or_default();
+///     revoker
+///         .revoke_subject(sub, Some("user logged out everywhere"), Some(sub))
+///         .await
+///         .map(|_| ())
+///         .map_err(|e| e.to_string())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Revoker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    verifier: Verifier,
+    issuer: Option<Issuer>,
+    config: RevokeConfig,
+    last_seen: LastSeen,
+}
+
+impl std::fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revoker")
+            .field("engine", &self.inner.engine)
+            .field("issuer", &self.inner.issuer)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Revoker::health`] reports; serializes as the body of a health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `"ok"`, or `"degraded"` when the last sync read failed or sync is stale.
+    pub status: &'static str,
+    /// `"sqlite"` or `"postgres"`.
+    pub backend: &'static str,
+    /// Sync details.
+    pub sync: SyncStatus,
+    /// Entries in the in-memory set.
+    pub revocations: revoke_core::set::SetCounts,
+    /// Last-seen sightings dropped because the queue was full.
+    pub last_seen_dropped: u64,
+}
+
+impl Revoker {
+    pub(crate) fn new(
+        engine: Engine,
+        verifier: Verifier,
+        issuer: Option<Issuer>,
+        config: RevokeConfig,
+    ) -> Self {
+        let last_seen = LastSeen::new(
+            config.last_seen_capacity,
+            Duration::from_millis(config.last_seen_interval_ms),
+            config.max_token_ttl_secs,
+        );
+        Revoker {
+            inner: Arc::new(Inner {
+                engine,
+                verifier,
+                issuer,
+                config,
+                last_seen,
+            }),
+        }
+    }
+
+    /// The `Revoker` managed by `rocket`, once the fairing has run.
+    pub fn fetch<P: Phase>(rocket: &Rocket<P>) -> Option<&Revoker> {
+        rocket.state::<Revoker>()
+    }
+
+    /// The engine (store, set and sync).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.inner.engine.store()
+    }
+
+    /// The verifier the guards use.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    /// The issuer, when a signing key is configured.
+    pub fn issuer(&self) -> Option<&Issuer> {
+        self.inner.issuer.as_ref()
+    }
+
+    /// The configuration the fairing read.
+    pub fn config(&self) -> &RevokeConfig {
+        &self.inner.config
+    }
+
+    /// The realm of the `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &str {
+        &self.inner.config.realm
+    }
+
+    /// Which scope revokes these claims, if any (no I/O).
+    pub fn check<E>(&self, claims: &Claims<E>) -> Option<Scope> {
+        self.inner.engine.check(&claims.token_ref())
+    }
+
+    /// Verifies `token` and checks it against the revocation set, as the
+    /// [`Authenticated`](crate::Authenticated) guard does (refresh tokens included).
+    pub fn authenticate<E: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<E>, crate::AuthError> {
+        let claims = self.inner.verifier.verify::<E>(token)?;
+        match self.check(&claims) {
+            Some(scope) => Err(crate::AuthError::Revoked(scope)),
+            None => Ok(claims),
+        }
+    }
+
+    /// Commits any revocation built with [`RevokeRequest`].
+    pub async fn revoke(&self, request: RevokeRequest) -> Result<Event, Error> {
+        Ok(self.inner.engine.revoke(request).await?)
+    }
+
+    /// Revokes one token by `jti`.
+    pub async fn revoke_jti(
+        &self,
+        jti: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Event, Error> {
+        self.revoke(with(RevokeRequest::jti(jti), reason, actor))
+            .await
+    }
+
+    /// Revokes every token of `sub` issued up to now ("log out everywhere").
+    pub async fn revoke_subject(
+        &self,
+        sub: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Event, Error> {
+        self.revoke(with(RevokeRequest::subject(sub), reason, actor))
+            .await
+    }
+
+    /// Revokes a session family: one login and every token rotated from it.
+    pub async fn revoke_family(
+        &self,
+        fid: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Event, Error> {
+        self.revoke(with(RevokeRequest::family(fid), reason, actor))
+            .await
+    }
+
+    /// Revokes every token issued at or before `cutoff` (seconds since the epoch): the
+    /// emergency switch.
+    pub async fn revoke_before(
+        &self,
+        cutoff: i64,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Event, Error> {
+        self.revoke(with(RevokeRequest::global_before(cutoff), reason, actor))
+            .await
+    }
+
+    /// Revokes the token `token` (a compact JWS). The token must verify (signature, issuer,
+    /// audience, not expired): a forged token revokes nothing. Its `jti` is revoked; with
+    /// `family` (and always for a refresh token) its session family is revoked as well.
+    /// Returns the events committed.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        family: bool,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Vec<Event>, Error> {
+        let claims = self.inner.verifier.verify::<revoke_core::NoExtra>(token)?;
+        let mut requests = Vec::with_capacity(2);
+        if let Some(jti) = claims.jti.as_deref() {
+            let mut req = with(RevokeRequest::jti(jti), reason, actor);
+            if let Some(exp) = claims.exp {
+                req = req.expires_at(exp);
+            }
+            requests.push(req);
+        }
+        if family || claims.kind == Some(TokenKind::Refresh) {
+            if let Some(fid) = claims.fid.as_deref() {
+                requests.push(with(RevokeRequest::family(fid), reason, actor));
+            }
+        }
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.inner.engine.revoke_many(requests).await?)
+    }
+
+    /// Lifts a revocation; `None` when there was none.
+    pub async fn restore(
+        &self,
+        scope: Scope,
+        key: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Option<Event>, Error> {
+        Ok(self.inner.engine.restore(scope, key, reason, actor).await?)
+    }
+
+    /// Mints an access/refresh pair for `sub` in a new session family.
+    pub async fn issue(&self, sub: &str, label: Option<&str>) -> Result<TokenPair, Error> {
+        let issuer = self.inner.issuer.as_ref().ok_or(Error::NoIssuer)?;
+        Ok(issuer.issue(sub, label).await?)
+    }
+
+    /// Spends `refresh_token` and mints a new pair in its family. A spent refresh token
+    /// presented again revokes the whole family ([`revoke_core::RefreshError::Reused`]).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
+        let issuer = self.inner.issuer.as_ref().ok_or(Error::NoIssuer)?;
+        Ok(issuer.refresh(&self.inner.verifier, refresh_token).await?)
+    }
+
+    /// Sync status: cursor, last success and error, lag.
+    pub fn status(&self) -> SyncStatus {
+        self.inner.engine.status()
+    }
+
+    /// Health: `"degraded"` when the last sync read failed, or no read succeeded for
+    /// `max(5 s, 20 × poll_interval_ms)`.
+    pub fn health(&self) -> Health {
+        let sync = self.status();
+        let stale_after = (self.inner.config.poll_interval_ms.saturating_mul(20)).max(5_000);
+        let stale = sync
+            .staleness_ms(now_ms())
+            .is_none_or(|ms| ms > i64::try_from(stale_after).unwrap_or(i64::MAX));
+        let degraded = sync.is_degraded() || stale;
+        Health {
+            status: if degraded { "degraded" } else { "ok" },
+            backend: self.inner.engine.store().backend().as_str(),
+            revocations: self.inner.engine.set().len(),
+            last_seen_dropped: self.inner.last_seen.dropped(),
+            sync,
+        }
+    }
+
+    /// Queues a last-seen sighting (never waits).
+    pub(crate) fn seen<E>(&self, claims: &Claims<E>) {
+        self.inner.last_seen.record(claims);
+    }
+
+    /// Starts sync and the last-seen writer (liftoff).
+    pub(crate) fn start(&self) {
+        self.inner.engine.start_sync();
+        self.inner.last_seen.start(self.store().clone());
+    }
+
+    /// Stops both and waits for them (shutdown). Idempotent.
+    pub(crate) async fn stop(&self) {
+        self.inner.engine.stop_sync().await;
+        self.inner.last_seen.stop().await;
+    }
+}
+
+fn with(mut req: RevokeRequest, reason: Option<&str>, actor: Option<&str>) -> RevokeRequest {
+    if let Some(reason) = reason {
+        req = req.reason(reason);
+    }
+    if let Some(actor) = actor {
+        req = req.actor(actor);
+    }
+    req
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Revoker {
+    type Error = Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match req.rocket().state::<Revoker>() {
+            Some(r) => Outcome::Success(r.clone()),
+            None => Outcome::Forward(Status::InternalServerError),
+        }
+    }
+}
+
+impl Sentinel for Revoker {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        crate::fairing::missing(rocket, "Revoker")
+    }
+}
+
+/// Answers 200 with the JSON of [`Health`].
+impl<'r> rocket::response::Responder<'r, 'static> for Health {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        rocket::serde::json::Json(self).respond_to(req)
+    }
+}
