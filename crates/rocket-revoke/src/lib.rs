@@ -75,3 +75,8 @@ pub use jsonwebtoken::Algorithm;
 pub use revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use revoker::{Health, Revoker};
 pub use routes::oauth_routes;
+
+/// The README's Rust blocks, compiled as doctests so the documented setup keeps building.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
