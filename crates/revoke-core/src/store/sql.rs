@@ -261,6 +261,35 @@ macro_rules! impl_store {
                 })
             }
 
+            /// A query on `sql` with a token's seven columns bound as `$1..$7`.
+            fn token_query<'q>(
+                sql: &'q str,
+                t: &'q $crate::store::TokenRecord,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::database::HasArguments<'q>>::Arguments>
+            {
+                sqlx::query::<$db>(sql)
+                    .bind(t.jti.as_str())
+                    .bind(t.sub.as_str())
+                    .bind(t.fid.as_deref())
+                    .bind(t.kind.as_str())
+                    .bind(t.iat)
+                    .bind(t.exp)
+                    .bind(t.label.as_deref())
+            }
+
+            /// Registers tokens (existing jtis are left alone) inside the caller's transaction.
+            async fn insert_tokens(
+                c: &mut $conn,
+                tokens: &[$crate::store::TokenRecord],
+            ) -> $crate::Result<()> {
+                for t in tokens {
+                    Self::token_query(super::sql::INSERT_TOKEN, t)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            }
+
             /// Upserts revocations and appends their events; the caller owns the transaction.
             async fn revoke_in(
                 c: &mut $conn,
@@ -374,19 +403,7 @@ macro_rules! impl_store {
                 let tokens = tokens.to_vec();
                 self.write(move |c| {
                     Box::pin(async move {
-                        for t in &tokens {
-                            sqlx::query::<$db>(super::sql::INSERT_TOKEN)
-                                .bind(t.jti.as_str())
-                                .bind(t.sub.as_str())
-                                .bind(t.fid.as_deref())
-                                .bind(t.kind.as_str())
-                                .bind(t.iat)
-                                .bind(t.exp)
-                                .bind(t.label.as_deref())
-                                .execute(&mut *c)
-                                .await?;
-                        }
-                        Ok(())
+                        Self::insert_tokens(c, &tokens).await
                     })
                 })
                 .await
@@ -403,14 +420,7 @@ macro_rules! impl_store {
                 self.write(move |c| {
                     Box::pin(async move {
                         for (t, at) in &seen {
-                            sqlx::query::<$db>(super::sql::OBSERVE_TOKEN)
-                                .bind(t.jti.as_str())
-                                .bind(t.sub.as_str())
-                                .bind(t.fid.as_deref())
-                                .bind(t.kind.as_str())
-                                .bind(t.iat)
-                                .bind(t.exp)
-                                .bind(t.label.as_deref())
+                            Self::token_query(super::sql::OBSERVE_TOKEN, t)
                                 .bind(*at)
                                 .execute(&mut *c)
                                 .await?;
@@ -571,18 +581,7 @@ macro_rules! impl_store {
                             .execute(&mut *c)
                             .await?;
                         if spent.rows_affected() == 1 {
-                            for t in &new_tokens {
-                                sqlx::query::<$db>(super::sql::INSERT_TOKEN)
-                                    .bind(t.jti.as_str())
-                                    .bind(t.sub.as_str())
-                                    .bind(t.fid.as_deref())
-                                    .bind(t.kind.as_str())
-                                    .bind(t.iat)
-                                    .bind(t.exp)
-                                    .bind(t.label.as_deref())
-                                    .execute(&mut *c)
-                                    .await?;
-                            }
+                            Self::insert_tokens(c, &new_tokens).await?;
                             return Ok($crate::store::Rotation::Rotated);
                         }
                         let fid: Option<Option<String>> =
