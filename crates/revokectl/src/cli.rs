@@ -1,0 +1,442 @@
+//! Command-line arguments and the scripting subcommands.
+
+use crate::timefmt;
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use revoke_core::store::{ListQuery, TokenInfo, TokenStatus};
+use revoke_core::{Engine, Event, RevokeRequest, Scope, TokenRef};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Admin TUI and scripting CLI for rocket-revoke. With no subcommand it opens the TUI.
+#[derive(Debug, Parser)]
+#[command(name = "revokectl", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL (sqlite://PATH or postgres://...). Default: [default.databases.revoke].url
+    /// in Rocket.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "REVOKECTL_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// Rocket.toml to read the database URL from. Default: ./Rocket.toml (or $ROCKET_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do; none opens the TUI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The scripting subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lists tokens, newest first.
+    List(ListArgs),
+    /// Lists tokens whose subject, jti or label starts with TEXT.
+    Search {
+        /// The prefix to look for.
+        text: String,
+        /// Filters.
+        #[command(flatten)]
+        args: ListArgs,
+    },
+    /// Shows one token and its revocation.
+    Show {
+        /// The token's jti.
+        jti: String,
+    },
+    /// Revokes a token, a subject, a family, or everything issued before a time.
+    Revoke(RevokeArgs),
+    /// Lifts a revocation.
+    Restore(RestoreArgs),
+    /// Prints counts by status and table sizes.
+    Stats,
+    /// Removes expired revocations and old registry rows and events.
+    Prune,
+    /// Creates or upgrades the schema (creates a missing SQLite file).
+    Migrate,
+}
+
+/// Filters for `list` and `search`.
+#[derive(Debug, Args, Default)]
+pub struct ListArgs {
+    /// Only tokens in this state: active, revoked or expired.
+    #[arg(long)]
+    pub status: Option<TokenStatus>,
+    /// Tokens whose subject, jti or label starts with this.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only tokens of exactly this subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only tokens of this session family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// At most this many tokens.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+/// What to revoke, and why.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["jti", "subject", "family", "before"])))]
+pub struct RevokeArgs {
+    /// The jti of one token (it need not be in the registry).
+    pub jti: Option<String>,
+    /// Every token of this subject issued up to now.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Every token of this session family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Global cut-off: every token issued at or before TIME (RFC 3339 or unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub before: Option<String>,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who (default: $USER, or "revokectl").
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// What to restore, and why.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["jti", "subject", "family", "global"])))]
+pub struct RestoreArgs {
+    /// The jti whose revocation to lift.
+    pub jti: Option<String>,
+    /// Lift a subject revocation.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Lift a family revocation.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Lift the global cut-off.
+    #[arg(long)]
+    pub global: bool,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who (default: $USER, or "revokectl").
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// The operator's name for the audit trail.
+pub fn default_actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "revokectl".into())
+}
+
+/// A token as `list --json` and `show --json` print it.
+#[derive(Debug, Serialize)]
+pub struct TokenJson {
+    jti: String,
+    sub: String,
+    fid: Option<String>,
+    kind: String,
+    status: TokenStatus,
+    label: Option<String>,
+    issued_at: String,
+    expires_at: String,
+    last_seen: Option<String>,
+    spent_at: Option<String>,
+    iat: i64,
+    exp: i64,
+    revoked_by: Option<Scope>,
+    revoked_at: Option<String>,
+    reason: Option<String>,
+    actor: Option<String>,
+}
+
+impl From<&TokenInfo> for TokenJson {
+    fn from(t: &TokenInfo) -> Self {
+        let r = t.revocation.as_ref();
+        Self {
+            jti: t.token.jti.clone(),
+            sub: t.token.sub.clone(),
+            fid: t.token.fid.clone(),
+            kind: t.token.kind.as_str().to_owned(),
+            status: t.status,
+            label: t.token.label.clone(),
+            issued_at: timefmt::rfc3339(t.token.iat),
+            expires_at: timefmt::rfc3339(t.token.exp),
+            last_seen: t.last_seen.map(timefmt::rfc3339),
+            spent_at: t.spent_at.map(timefmt::rfc3339),
+            iat: t.token.iat,
+            exp: t.token.exp,
+            revoked_by: r.map(|r| r.scope),
+            revoked_at: r.map(|r| timefmt::rfc3339(r.revoked_at)),
+            reason: r.and_then(|r| r.reason.clone()),
+            actor: r.and_then(|r| r.actor.clone()),
+        }
+    }
+}
+
+/// An event as the CLI prints it.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    id: i64,
+    at: String,
+    kind: String,
+    scope: Scope,
+    key: String,
+    cutoff: Option<String>,
+    reason: Option<String>,
+    actor: Option<String>,
+}
+
+impl From<&Event> for EventJson {
+    fn from(e: &Event) -> Self {
+        Self {
+            id: e.id,
+            at: timefmt::rfc3339(e.at_ms.div_euclid(1000)),
+            kind: e.kind.as_str().to_owned(),
+            scope: e.scope,
+            key: e.key.clone(),
+            cutoff: e.cutoff.map(timefmt::rfc3339),
+            reason: e.reason.clone(),
+            actor: e.actor.clone(),
+        }
+    }
+}
+
+/// A failed operation: exit code 1 unless `usage` (exit code 2).
+#[derive(Debug)]
+pub struct Failure {
+    /// The one-line message.
+    pub message: String,
+    /// Bad input rather than a failed operation.
+    pub usage: bool,
+}
+
+impl Failure {
+    fn op(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            usage: false,
+        }
+    }
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            usage: true,
+        }
+    }
+}
+
+impl From<revoke_core::Error> for Failure {
+    fn from(e: revoke_core::Error) -> Self {
+        Failure::op(e.to_string())
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<(), Failure> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Failure::op(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+fn list_query(args: &ListArgs, search: Option<&str>) -> ListQuery {
+    ListQuery {
+        status: args.status,
+        subject: args.subject.clone(),
+        family: args.family.clone(),
+        text: search.map(str::to_owned).or_else(|| args.search.clone()),
+        limit: args.limit.max(1),
+        ..ListQuery::default()
+    }
+}
+
+fn print_tokens(rows: &[TokenInfo], now: i64) {
+    println!(
+        "{:<8} {:<24} {:<36} {:<8} {:<17} {:<10}",
+        "STATUS", "SUBJECT", "JTI", "KIND", "ISSUED (UTC)", "EXPIRES"
+    );
+    for t in rows {
+        println!(
+            "{:<8} {:<24} {:<36} {:<8} {:<17} {:<10}",
+            t.status.as_str(),
+            t.token.sub,
+            t.token.jti,
+            t.token.kind.as_str(),
+            timefmt::short(t.token.iat),
+            timefmt::relative(t.token.exp, now)
+        );
+    }
+}
+
+/// Runs a subcommand other than `migrate` against a loaded engine.
+pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failure> {
+    let now = revoke_core::now_secs();
+    let store = engine.store();
+    match cmd {
+        Command::List(args) => {
+            let rows = store.list(&list_query(&args, None), now).await?;
+            if json {
+                print_json(&rows.iter().map(TokenJson::from).collect::<Vec<_>>())
+            } else {
+                print_tokens(&rows, now);
+                Ok(())
+            }
+        }
+        Command::Search { text, args } => {
+            let rows = store.list(&list_query(&args, Some(&text)), now).await?;
+            if json {
+                print_json(&rows.iter().map(TokenJson::from).collect::<Vec<_>>())
+            } else {
+                print_tokens(&rows, now);
+                Ok(())
+            }
+        }
+        Command::Show { jti } => show(engine, &jti, now, json).await,
+        Command::Revoke(args) => revoke(engine, args, json).await,
+        Command::Restore(args) => restore(engine, args, json).await,
+        Command::Stats => {
+            let stats = store.stats(now).await?;
+            if json {
+                print_json(&stats)
+            } else {
+                println!("tokens       {}", stats.tokens);
+                println!("active       {}", stats.active);
+                println!("revoked      {}", stats.revoked);
+                println!("expired      {}", stats.expired);
+                println!("revocations  {}", stats.revocations);
+                println!("events       {}", stats.events);
+                println!("last event   {}", stats.last_event_id);
+                Ok(())
+            }
+        }
+        Command::Prune => {
+            let report = engine.prune().await?;
+            if json {
+                print_json(&report)
+            } else {
+                println!(
+                    "pruned {} revocations, {} tokens, {} events",
+                    report.revocations, report.tokens, report.events
+                );
+                Ok(())
+            }
+        }
+        Command::Migrate => Ok(()),
+    }
+}
+
+async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Failure> {
+    match engine.store().token(jti, now).await? {
+        Some(t) => {
+            if json {
+                return print_json(&TokenJson::from(&t));
+            }
+            let j = TokenJson::from(&t);
+            let v = serde_json::to_value(&j).map_err(|e| Failure::op(e.to_string()))?;
+            if let Some(map) = v.as_object() {
+                for (k, v) in map {
+                    if !v.is_null() {
+                        let s = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string());
+                        println!("{k:<11} {s}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        None => {
+            let probe = TokenRef {
+                jti: Some(jti),
+                ..TokenRef::default()
+            };
+            if engine.check(&probe) == Some(Scope::Jti) {
+                if json {
+                    print_json(&serde_json::json!({
+                        "jti": jti, "status": "revoked", "registered": false
+                    }))
+                } else {
+                    println!("{jti}: not in the registry, revoked by jti");
+                    Ok(())
+                }
+            } else {
+                Err(Failure::op(format!(
+                    "no token with jti {jti} in the registry"
+                )))
+            }
+        }
+    }
+}
+
+fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
+    if json {
+        return print_json(&EventJson::from(e));
+    }
+    let what = if e.scope == Scope::Global {
+        format!(
+            "every token issued at or before {}",
+            e.cutoff.map(timefmt::rfc3339).unwrap_or_default()
+        )
+    } else {
+        format!("{} {}", e.scope, e.key)
+    };
+    println!("{verb} {what} (event #{})", e.id);
+    Ok(())
+}
+
+async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failure> {
+    let req = if let Some(jti) = a.jti {
+        RevokeRequest::jti(jti)
+    } else if let Some(sub) = a.subject {
+        RevokeRequest::subject(sub)
+    } else if let Some(fid) = a.family {
+        RevokeRequest::family(fid)
+    } else if let Some(t) = a.before {
+        RevokeRequest::global_before(timefmt::parse_time(&t).map_err(Failure::usage)?)
+    } else {
+        return Err(Failure::usage("nothing to revoke"));
+    };
+    let mut req = req.actor(a.actor.unwrap_or_else(default_actor));
+    if let Some(r) = a.reason {
+        req = req.reason(r);
+    }
+    if req.scope != Scope::Global && req.key.trim().is_empty() {
+        return Err(Failure::usage(format!(
+            "a {} revocation needs a key",
+            req.scope
+        )));
+    }
+    let event = engine.revoke(req).await?;
+    print_event(&event, json, "revoked")
+}
+
+async fn restore(engine: &Engine, a: RestoreArgs, json: bool) -> Result<(), Failure> {
+    let (scope, key) = if let Some(jti) = a.jti {
+        (Scope::Jti, jti)
+    } else if let Some(sub) = a.subject {
+        (Scope::Subject, sub)
+    } else if let Some(fid) = a.family {
+        (Scope::Family, fid)
+    } else if a.global {
+        (Scope::Global, String::new())
+    } else {
+        return Err(Failure::usage("nothing to restore"));
+    };
+    let actor = a.actor.unwrap_or_else(default_actor);
+    match engine
+        .restore(scope, &key, a.reason.as_deref(), Some(&actor))
+        .await?
+    {
+        Some(e) => print_event(&e, json, "restored"),
+        None if scope == Scope::Global => Err(Failure::op("there is no global cut-off to lift")),
+        None => Err(Failure::op(format!(
+            "there is no {scope} revocation of {key}"
+        ))),
+    }
+}

@@ -1,0 +1,212 @@
+//! Where the database is: `--database-url`, or the `revoke` database of Rocket.toml (with
+//! `ROCKET_DATABASES` / `ROCKET_CONFIG` / `ROCKET_PROFILE` honoured as Rocket does), and
+//! opening it through revoke-core.
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use revoke_core::store::{PgStore, SqliteStore, Store};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A start-up problem: reported as one line on stderr with exit code 2.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// The database URL: the flag if given, else `databases.revoke.url` from Rocket's figment.
+pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, ConfigError> {
+    if let Some(url) = flag {
+        return Ok(url.to_owned());
+    }
+    let path: PathBuf = match config {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(err(format!("config file {} not found", p.display())));
+            }
+            p.to_owned()
+        }
+        None => std::env::var_os("ROCKET_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("Rocket.toml")),
+    };
+    let profile = std::env::var("ROCKET_PROFILE").unwrap_or_else(|_| "default".into());
+    let figment = Figment::from(Toml::file(&path).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(profile.as_str());
+    match figment.extract_inner::<String>("databases.revoke.url") {
+        Ok(url) => Ok(url),
+        Err(e) if e.missing() => Err(err(format!(
+            "no database URL: pass --database-url or set [{profile}.databases.revoke].url in {}",
+            path.display()
+        ))),
+        Err(e) => Err(err(format!("bad configuration in {}: {e}", path.display()))),
+    }
+}
+
+/// What a URL points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file (`None` for an in-memory database).
+    Sqlite(Option<PathBuf>),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Classifies a URL without connecting.
+pub fn target(url: &str) -> Result<Target, ConfigError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() || path == ":memory:" || params.contains("mode=memory") {
+            return Ok(Target::Sqlite(None));
+        }
+        return Ok(Target::Sqlite(Some(PathBuf::from(path))));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres);
+    }
+    Err(err(format!(
+        "unsupported database URL {:?}: expected sqlite://PATH or postgres://HOST/DB",
+        redact(url)
+    )))
+}
+
+/// The URL with any password replaced by `***`, safe to show.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let tail = tail.split('?').next().unwrap_or_default();
+    if userinfo.contains(':') {
+        format!("{scheme}://{user}:***@{host}{tail}")
+    } else {
+        format!("{scheme}://{user}@{host}{tail}")
+    }
+}
+
+/// A short label for the status bar: `sqlite revoke.db`, `postgres 127.0.0.1:5432/test`.
+pub fn describe(url: &str) -> String {
+    match target(url) {
+        Ok(Target::Sqlite(Some(p))) => format!("sqlite {}", p.display()),
+        Ok(Target::Sqlite(None)) => "sqlite (memory)".into(),
+        Ok(Target::Postgres) => {
+            let r = redact(url);
+            let rest = r.split_once("://").map(|(_, r)| r).unwrap_or(&r);
+            let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+            format!("postgres {}", host.split('?').next().unwrap_or(host))
+        }
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Opens the store. Without `create`, a SQLite file must already exist.
+pub async fn open(url: &str, create: bool) -> Result<Arc<dyn Store>, ConfigError> {
+    match target(url)? {
+        Target::Sqlite(path) => {
+            if let Some(p) = &path {
+                if !create && !p.is_file() {
+                    return Err(err(format!(
+                        "database file {} does not exist (run `revokectl migrate` to create it)",
+                        p.display()
+                    )));
+                }
+            }
+            let store = SqliteStore::connect(url)
+                .await
+                .map_err(|e| err(format!("cannot open {}: {e}", redact(url))))?;
+            Ok(Arc::new(store))
+        }
+        Target::Postgres => {
+            let store = PgStore::connect(url)
+                .await
+                .map_err(|e| err(format!("cannot connect to {}: {e}", redact(url))))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Turns an error from the first query into a start-up error with a hint.
+pub fn not_ready(url: &str, e: &revoke_core::Error) -> ConfigError {
+    let msg = e.to_string();
+    let hint = if msg.contains("no such table") || msg.contains("does not exist") {
+        " (is the schema migrated? run `revokectl migrate`)"
+    } else {
+        ""
+    };
+    err(format!("cannot read {}: {msg}{hint}", redact(url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_classified() {
+        assert_eq!(
+            target("sqlite://revoke.db").ok(),
+            Some(Target::Sqlite(Some("revoke.db".into())))
+        );
+        assert_eq!(
+            target("sqlite:/tmp/x.db?mode=rwc").ok(),
+            Some(Target::Sqlite(Some("/tmp/x.db".into())))
+        );
+        assert_eq!(target("sqlite::memory:").ok(), Some(Target::Sqlite(None)));
+        assert_eq!(target("postgresql://h/db").ok(), Some(Target::Postgres));
+        assert!(target("mysql://h/db").is_err());
+        assert!(target("revoke.db").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            describe("postgres://u:secret@h:5432/db"),
+            "postgres h:5432/db"
+        );
+        assert_eq!(describe("sqlite://a/b.db"), "sqlite a/b.db");
+    }
+
+    #[test]
+    fn url_comes_from_rocket_toml() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Rocket.toml");
+        std::fs::write(
+            &path,
+            "[default.databases.revoke]\nurl = \"sqlite://from-config.db\"\n",
+        )
+        .expect("write");
+        assert_eq!(
+            resolve_url(None, Some(&path)).ok().as_deref(),
+            Some("sqlite://from-config.db")
+        );
+        assert_eq!(
+            resolve_url(Some("sqlite://flag.db"), Some(&path))
+                .ok()
+                .as_deref(),
+            Some("sqlite://flag.db")
+        );
+        assert!(resolve_url(None, Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}
