@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
 cargo test --workspace --all-features
+# revokectl end to end: the real binary driven in tmux on a seeded database.
+cargo xtask e2e
