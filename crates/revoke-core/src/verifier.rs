@@ -15,17 +15,20 @@
 //!
 //! Nothing here logs token contents.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
@@ -232,6 +235,9 @@ pub struct Verifier {
     audience: Vec<String>,
     leeway: i64,
     required: Vec<String>,
+    /// Identity of this verifier (shared by its clones) for the per-thread cache of
+    /// crypto verifiers; see [`with_crypto`].
+    cache_id: Arc<()>,
 }
 
 impl Verifier {
@@ -317,6 +323,7 @@ impl Verifier {
             audience: config.audience.clone(),
             leeway: i64::try_from(config.leeway).unwrap_or(i64::MAX),
             required: config.required_claims.clone(),
+            cache_id: Arc::new(()),
         })
     }
 
@@ -344,6 +351,7 @@ impl Verifier {
             audience: Vec::new(),
             leeway: i64::try_from(defaults.leeway).unwrap_or(i64::MAX),
             required: defaults.required_claims,
+            cache_id: Arc::new(()),
         }
     }
 
@@ -385,9 +393,11 @@ impl Verifier {
         let signed_message = &token[..header_b64.len() + 1 + payload_b64.len()];
 
         // Header: the algorithm must be allowed before anything else is looked at.
-        let header = decode_json_object(header_b64)?;
-        let alg = match header.get("alg") {
-            Some(Value::String(alg)) => alg.as_str(),
+        let header_json = decode_b64(header_b64)?;
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| VerifyError::Malformed)?;
+        let alg = match &header.alg {
+            Some(Param::Str(alg)) => alg.as_ref(),
             _ => return Err(VerifyError::Malformed),
         };
         if alg.eq_ignore_ascii_case("none") {
@@ -397,15 +407,15 @@ impl Verifier {
         if !self.algorithms.contains(&alg) {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        if header.contains_key("crit") {
+        if header.crit.is_some() {
             return Err(VerifyError::UnsupportedCritical);
         }
-        if matches!(header.get("b64"), Some(v) if v != &Value::Bool(true)) {
+        if matches!(&header.b64, Some(p) if !matches!(p, Param::True)) {
             return Err(VerifyError::Malformed);
         }
-        let kid = match header.get("kid") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(kid)) => Some(kid.as_str()),
+        let kid = match &header.kid {
+            None | Some(Param::Null) => None,
+            Some(Param::Str(kid)) => Some(kid.as_ref()),
             Some(_) => return Err(VerifyError::Malformed),
         };
         // `jku`, `x5u`, `x5c`, `jwk`: deliberately ignored.
@@ -419,14 +429,13 @@ impl Verifier {
             .map_err(|_| VerifyError::Malformed)?;
         let provider = CryptoProvider::try_get_default().ok_or(VerifyError::Unavailable)?;
         let mut verified = false;
-        for key in self.keys_for(alg, kid)? {
-            let Ok(verifier) = (provider.verifier_factory)(&alg, &key.key) else {
-                continue;
-            };
-            if verifier
-                .verify(signed_message.as_bytes(), &signature)
-                .is_ok()
-            {
+        for (index, key) in self.keys_for(alg, kid)? {
+            let ok = self.with_crypto(provider, index, key, alg, |verifier| {
+                verifier
+                    .verify(signed_message.as_bytes(), &signature)
+                    .is_ok()
+            });
+            if ok == Some(true) {
                 verified = true;
                 break;
             }
@@ -436,19 +445,10 @@ impl Verifier {
         }
 
         // Claims.
-        let payload = json_object(&payload)?;
-        match payload.get("jti") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(jti)) if !jti.is_empty() => {}
-            Some(_) => return Err(VerifyError::Malformed),
-        }
-        for name in &self.required {
-            if matches!(payload.get(name.as_str()), None | Some(Value::Null)) {
-                return Err(VerifyError::MissingClaim(name.clone()));
-            }
-        }
-        let claims: Claims<E> =
-            serde_json::from_value(Value::Object(payload)).map_err(|_| VerifyError::Malformed)?;
+        let claims = match self.claims_direct::<E>(&payload)? {
+            Some(claims) => claims,
+            None => self.claims_via_map::<E>(&payload)?,
+        };
 
         if let Some(exp) = claims.exp {
             if exp.saturating_add(self.leeway) <= now {
@@ -483,30 +483,272 @@ impl Verifier {
         Ok(claims)
     }
 
-    /// The keys to try for `alg`: those with the token's `kid`; if none has it (or the token
-    /// has no `kid`), the keys without a `kid` (secret, PEM files); with no `kid` at all, every
-    /// key for the algorithm.
-    fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&Key>, VerifyError> {
-        let usable = self.keys.iter().filter(|k| k.algs.contains(&alg));
-        let chosen: Vec<&Key> = match kid {
-            Some(kid) => {
-                let named: Vec<&Key> = usable
-                    .clone()
-                    .filter(|k| k.kid.as_deref() == Some(kid))
-                    .collect();
-                if named.is_empty() {
-                    usable.filter(|k| k.kid.is_none()).collect()
-                } else {
-                    named
-                }
-            }
-            None => usable.collect(),
+    /// The claims from one parse straight into `Claims<E>`, with the same checks as
+    /// [`Verifier::claims_via_map`]. `Ok(None)` when this path cannot decide alone: the
+    /// parse failed (a duplicate name, where the lexically last member must win, or any
+    /// other error, which the map path then classifies), or a required claim is not one
+    /// of the registered ones that `Claims` holds.
+    fn claims_direct<E: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+    ) -> Result<Option<Claims<E>>, VerifyError> {
+        // Only a JSON object (a struct would also accept an array).
+        if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Ok(None);
+        }
+        let Ok(claims) = serde_json::from_slice::<Claims<E>>(payload) else {
+            return Ok(None);
         };
-        if chosen.is_empty() {
+        let mut missing = None;
+        for name in &self.required {
+            let absent = match name.as_str() {
+                "jti" => claims.jti.is_none(),
+                "sub" => claims.sub.is_none(),
+                "iat" => claims.iat.is_none(),
+                "exp" => claims.exp.is_none(),
+                "nbf" => claims.nbf.is_none(),
+                "iss" => claims.iss.is_none(),
+                "aud" => claims.aud.is_none(),
+                "fid" => claims.fid.is_none(),
+                "kind" => claims.kind.is_none(),
+                _ => return Ok(None),
+            };
+            if absent && missing.is_none() {
+                missing = Some(name);
+            }
+        }
+        if claims.jti.as_deref() == Some("") {
+            return Err(VerifyError::Malformed);
+        }
+        if let Some(name) = missing {
+            return Err(VerifyError::MissingClaim(name.clone()));
+        }
+        Ok(Some(claims))
+    }
+
+    /// The claims through a JSON map (duplicate names: the lexically last wins), checked in
+    /// this order: `jti` shape, required claims, then the types of the claims.
+    fn claims_via_map<E: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+    ) -> Result<Claims<E>, VerifyError> {
+        let payload = json_object(payload)?;
+        match payload.get("jti") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(jti)) if !jti.is_empty() => {}
+            Some(_) => return Err(VerifyError::Malformed),
+        }
+        for name in &self.required {
+            if matches!(payload.get(name.as_str()), None | Some(Value::Null)) {
+                return Err(VerifyError::MissingClaim(name.clone()));
+            }
+        }
+        serde_json::from_value(Value::Object(payload)).map_err(|_| VerifyError::Malformed)
+    }
+
+    /// Runs `f` with the crypto verifier for key `index` and `alg`, built once per thread
+    /// and kept in a small per-thread cache (building one costs an allocation and, for
+    /// HMAC, two hash blocks of key setup per request). `None` when the backend cannot
+    /// build one for this key.
+    fn with_crypto<R>(
+        &self,
+        provider: &CryptoProvider,
+        index: usize,
+        key: &Key,
+        alg: Algorithm,
+        f: impl FnOnce(&dyn JwtVerifier) -> R,
+    ) -> Option<R> {
+        let owner = Arc::as_ptr(&self.cache_id);
+        CRYPTO_CACHE.with(|cache| {
+            // Not re-entered: `f` only runs the backend's verify.
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
+                return Some(f(verifier.as_ref()));
+            };
+            let pos = cache
+                .iter()
+                .position(|c| c.owner.as_ptr() == owner && c.index == index && c.alg == alg);
+            let pos = match pos {
+                Some(pos) => pos,
+                None => {
+                    let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
+                    // Entries of dropped verifiers go first, then the oldest.
+                    cache.retain(|c| c.owner.strong_count() > 0);
+                    if cache.len() >= CRYPTO_CACHE_MAX {
+                        cache.remove(0);
+                    }
+                    cache.push(CachedCrypto {
+                        owner: Arc::downgrade(&self.cache_id),
+                        index,
+                        alg,
+                        verifier,
+                    });
+                    cache.len() - 1
+                }
+            };
+            Some(f(cache[pos].verifier.as_ref()))
+        })
+    }
+
+    /// The keys to try for `alg` (with their index): those with the token's `kid`; if none
+    /// has it (or the token has no `kid`), the keys without a `kid` (secret, PEM files);
+    /// with no `kid` at all, every key for the algorithm.
+    fn keys_for<'a>(
+        &'a self,
+        alg: Algorithm,
+        kid: Option<&'a str>,
+    ) -> Result<impl Iterator<Item = (usize, &'a Key)> + 'a, VerifyError> {
+        let usable = move || {
+            self.keys
+                .iter()
+                .enumerate()
+                .filter(move |(_, k)| k.algs.contains(&alg))
+        };
+        let named = |kid: &str| usable().any(|(_, k)| k.kid.as_deref() == Some(kid));
+        // Which keys: 0 = every usable key, 1 = those named by the kid, 2 = those without one.
+        let which = match kid {
+            None => 0,
+            Some(kid) if named(kid) => 1,
+            Some(_) => 2,
+        };
+        let mut chosen = usable()
+            .filter(move |(_, k)| match which {
+                0 => true,
+                1 => k.kid.as_deref() == kid,
+                _ => k.kid.is_none(),
+            })
+            .peekable();
+        if chosen.peek().is_none() {
             Err(VerifyError::UnknownKey)
         } else {
             Ok(chosen)
         }
+    }
+}
+
+/// Most crypto verifiers one thread keeps (one per key and algorithm in use).
+const CRYPTO_CACHE_MAX: usize = 16;
+
+/// A crypto verifier built for one key of one [`Verifier`] (and its clones).
+struct CachedCrypto {
+    /// The verifier's identity; dead once the verifier and its clones are dropped.
+    owner: Weak<()>,
+    index: usize,
+    alg: Algorithm,
+    verifier: Box<dyn JwtVerifier>,
+}
+
+thread_local! {
+    /// Crypto verifiers are not `Send`, so each thread keeps its own.
+    static CRYPTO_CACHE: RefCell<Vec<CachedCrypto>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The JOSE header parameters the verifier reads. As for the claims, the lexically last of
+/// duplicate names wins; other parameters are skipped (but must be valid JSON).
+#[derive(Default)]
+struct JoseHeader<'a> {
+    alg: Option<Param<'a>>,
+    crit: Option<Param<'a>>,
+    b64: Option<Param<'a>>,
+    kid: Option<Param<'a>>,
+}
+
+/// A header parameter's value, as far as the rules need it.
+enum Param<'a> {
+    Str(Cow<'a, str>),
+    True,
+    Null,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Param<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Param<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Param<'de>, E> {
+                Ok(Param::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Param<'de>, E> {
+                Ok(Param::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Param<'de>, E> {
+                Ok(Param::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Param<'de>, E> {
+                Ok(if v { Param::True } else { Param::Other })
+            }
+            fn visit_unit<E>(self) -> Result<Param<'de>, E> {
+                Ok(Param::Null)
+            }
+            fn visit_none<E>(self) -> Result<Param<'de>, E> {
+                Ok(Param::Null)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Param<'de>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Param::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Param<'de>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Param::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JoseHeader<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JoseHeader<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JoseHeader<'de>, A::Error> {
+                let mut h = JoseHeader::default();
+                while let Some(name) = a.next_key::<Param<'de>>()? {
+                    let Param::Str(name) = name else {
+                        a.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let slot = match name.as_ref() {
+                        "alg" => &mut h.alg,
+                        "crit" => &mut h.crit,
+                        "b64" => &mut h.b64,
+                        "kid" => &mut h.kid,
+                        _ => {
+                            a.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(a.next_value::<Param<'de>>()?);
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -542,11 +784,6 @@ fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, VerifyError> {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(VerifyError::Malformed),
     }
-}
-
-/// Base64url (no padding) then a JSON object; anything else is `Malformed`.
-fn decode_json_object(part: &str) -> Result<Map<String, Value>, VerifyError> {
-    json_object(&decode_b64(part)?)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 both_backends!(
     registry_lists_filters_and_pages,
+    dense_and_sparse_searches_both_return_newest_first,
     revocations_of_every_scope_are_stored_applied_and_restorable,
     failed_write_is_an_error_and_changes_nothing,
     observe_registers_unknown_tokens_and_moves_last_seen,
@@ -665,4 +666,69 @@ async fn concurrent_writers_and_two_syncing_sets_agree_with_the_database(db: &Te
             }
         }
     }
+}
+
+async fn dense_and_sparse_searches_both_return_newest_first(db: &TestDb) {
+    // More matches than the store's density threshold (10,000) takes the newest-first scan
+    // plan on SQLite; a rare prefix takes the index-and-sort plan. Both must agree on order.
+    let store = db.store().await;
+    let now = now_secs();
+    let toks: Vec<_> = (0..10_050)
+        .map(|i| {
+            token(
+                &format!("d{i:05}"),
+                "dense-user",
+                None,
+                TokenKind::Access,
+                now - 20_000 + i,
+                now + 60,
+            )
+        })
+        .chain(std::iter::once(token(
+            "rare-1",
+            "rare-user",
+            None,
+            TokenKind::Access,
+            now,
+            now + 60,
+        )))
+        .collect();
+    store.register(&toks).await.unwrap();
+    let dense = store
+        .list(
+            &ListQuery {
+                text: Some("dense".into()),
+                limit: 3,
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let got: Vec<_> = dense.iter().map(|t| t.token.jti.as_str()).collect();
+    assert_eq!(got, ["d10049", "d10048", "d10047"]);
+    let by_jti = store
+        .list(
+            &ListQuery {
+                text: Some("d1004".into()),
+                limit: 2,
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let got: Vec<_> = by_jti.iter().map(|t| t.token.jti.as_str()).collect();
+    assert_eq!(got, ["d10049", "d10048"]);
+    let rare = store
+        .list(
+            &ListQuery {
+                text: Some("rare".into()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rare.len(), 1);
 }

@@ -94,7 +94,12 @@ pub(super) enum Dialect {
 }
 
 /// Builds the `list` query: returns SQL and its arguments (`$1` is now).
-pub(super) fn list_query(dialect: Dialect, q: &super::ListQuery, now: i64) -> (String, Vec<Arg>) {
+pub(super) fn list_query(
+    dialect: Dialect,
+    q: &super::ListQuery,
+    now: i64,
+    sparse: bool,
+) -> (String, Vec<Arg>) {
     use super::TokenStatus;
     let mut sql = token_select();
     let mut args = vec![Arg::Int(now)];
@@ -142,20 +147,60 @@ pub(super) fn list_query(dialect: Dialect, q: &super::ListQuery, now: i64) -> (S
         &mut args,
         Arg::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)),
     );
-    // SQLite plans without statistics and would walk the iat index for every query, which
-    // is right for dense matches (short prefixes) but a full scan for rare ones. For a
-    // selective prefix, `+t.iat` stops it from using that index for ORDER BY, so it looks
-    // the prefix up in the jti/sub/label indexes and sorts the few matches.
-    let selective = |p: &Option<String>| p.as_deref().is_some_and(|p| p.chars().count() >= 3);
-    let order = if dialect == Dialect::Sqlite && (selective(&q.text) || selective(&q.jti_prefix)) {
+    // SQLite plans without statistics and would walk the iat index for every query: right
+    // when matches are dense (the first page fills after a few rows), a full scan when they
+    // are rare. For a sparse prefix, `+t.iat` keeps that index out of ORDER BY, so SQLite
+    // looks the prefix up in the jti/sub/label indexes and sorts the few matches.
+    let has_prefix = [&q.text, &q.jti_prefix]
+        .iter()
+        .any(|p| p.as_deref().is_some_and(|p| !p.is_empty()));
+    let order = if dialect == Dialect::Sqlite && sparse {
         "+t.iat"
     } else {
         "t.iat"
     };
+    if dialect == Dialect::Sqlite && has_prefix && !sparse {
+        // Dense: its estimates would still pick the prefix indexes and sort them all.
+        sql = sql.replacen(
+            "FROM revoke_tokens t ",
+            "FROM revoke_tokens t INDEXED BY revoke_tokens_iat ",
+            1,
+        );
+    }
     sql.push_str(&format!(
         " ORDER BY {order} DESC, t.jti ASC LIMIT {pl} OFFSET {po}"
     ));
     (sql, args)
+}
+
+/// Above this many prefix matches a search is "dense": scanning newest-first fills a page
+/// sooner than sorting every match.
+pub(super) const SPARSE_LIMIT: i64 = 10_000;
+
+/// For SQLite: SQL counting (up to [`SPARSE_LIMIT`] per column, from the indexes alone) the
+/// rows a query's prefixes match, or `None` when it has no prefix filter.
+pub(super) fn density_probe(q: &super::ListQuery) -> Option<(String, Vec<Arg>)> {
+    let mut args = Vec::new();
+    let mut push = |args: &mut Vec<Arg>, a: Arg| -> String {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    let mut parts = Vec::new();
+    let mut probe = |column: &str, prefix: &str, args: &mut Vec<Arg>| {
+        let cond = prefix_cond(Dialect::Sqlite, column, prefix, args, &mut push);
+        parts.push(format!(
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM revoke_tokens t WHERE {cond} LIMIT {SPARSE_LIMIT}))"
+        ));
+    };
+    if let Some(p) = q.jti_prefix.as_deref().filter(|p| !p.is_empty()) {
+        probe("t.jti", p, &mut args);
+    }
+    if let Some(p) = q.text.as_deref().filter(|p| !p.is_empty()) {
+        for column in ["t.sub", "t.jti", "t.label"] {
+            probe(column, p, &mut args);
+        }
+    }
+    (!parts.is_empty()).then(|| (format!("SELECT {}", parts.join(" + ")), args))
 }
 
 /// "column starts with prefix", in a form each backend serves from a b-tree index.
@@ -450,7 +495,20 @@ macro_rules! impl_store {
                 query: &$crate::store::ListQuery,
                 now: i64,
             ) -> $crate::Result<Vec<$crate::store::TokenInfo>> {
-                let (sql, args) = super::sql::list_query($dialect, query, now);
+                let mut sparse = false;
+                if $dialect == super::sql::Dialect::Sqlite {
+                    if let Some((probe, args)) = super::sql::density_probe(query) {
+                        let mut q = sqlx::query_scalar::<$db, i64>(&probe);
+                        for a in args {
+                            q = match a {
+                                super::sql::Arg::Int(v) => q.bind(v),
+                                super::sql::Arg::Text(v) => q.bind(v),
+                            };
+                        }
+                        sparse = q.fetch_one(&self.pool).await? < super::sql::SPARSE_LIMIT;
+                    }
+                }
+                let (sql, args) = super::sql::list_query($dialect, query, now, sparse);
                 let mut q = sqlx::query::<$db>(&sql);
                 for a in args {
                     q = match a {
