@@ -3,6 +3,8 @@
 //! (`cargo run --release -p revoke-tests --bin propagation`).
 #![forbid(unsafe_code)]
 
+pub mod soak;
+
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -23,6 +23,14 @@ enum Cmd {
     /// End-to-end: drives the real revokectl binary in tmux on a seeded SQLite database,
     /// then checks with `revokectl list --json` (and a revoke-demo instance, if built).
     E2e(e2e::E2eArgs),
+    /// Mixed traffic (logins, refreshes and reuse, revocations of every scope, protected
+    /// calls) across two demo instances on PostgreSQL for N minutes; fails on any revoked
+    /// token accepted after the propagation window, any 5xx, or growing memory.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ci => run("bash", &[".ci/run"]),
         Cmd::Seed(args) => seed::main(args),
         Cmd::E2e(args) => e2e::main(args),
+        Cmd::Soak { minutes } => soak(minutes),
     }
 }
 
@@ -39,5 +48,28 @@ pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("$ {cmd} {}", args.join(" "));
     let status = std::process::Command::new(cmd).args(args).status()?;
     anyhow::ensure!(status.success(), "{cmd} failed: {status}");
+    Ok(())
+}
+
+/// Runs the soak traffic mix (`revoke_tests::soak`) for `minutes`, release build.
+fn soak(minutes: u64) -> anyhow::Result<()> {
+    run("cargo", &["build", "--release", "-p", "revoke-demo"])?;
+    let secs = (minutes * 60).to_string();
+    eprintln!("$ REVOKE_SOAK_SECS={secs} cargo test --release -p revoke-tests --test soak");
+    let status = std::process::Command::new("cargo")
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "revoke-tests",
+            "--test",
+            "soak",
+            "--",
+            "--nocapture",
+        ])
+        .env("REVOKE_SOAK_SECS", &secs)
+        .env("REVOKE_DEMO_PROFILE", "release")
+        .status()?;
+    anyhow::ensure!(status.success(), "soak failed: {status}");
     Ok(())
 }

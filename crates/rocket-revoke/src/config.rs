@@ -31,6 +31,8 @@ use serde::{Deserialize, Serialize};
 /// refresh_ttl = 1209600
 /// # Sync with the database.
 /// poll_interval_ms = 250
+/// # Fail closed (503) when the set has not been synced for this long (off by default).
+/// max_staleness_ms = 60000
 /// # RFC 7662 introspection client.
 /// client_id = "gateway"
 /// client_secret = "another long random string"
@@ -106,6 +108,21 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `250`.
     pub poll_interval_ms: u64,
+    /// The longest the revocation set may go without a successful read of the database, in
+    /// milliseconds, before [`Authenticated`](crate::Authenticated) fails closed: past it,
+    /// a token that verifies and is not in the (stale) set is answered `503 Service
+    /// Unavailable` (JSON body `{"error":"temporarily_unavailable",...}`, `Retry-After`)
+    /// instead of being accepted, because a revocation made elsewhere during the outage
+    /// might be missed. Tokens that fail verification, or that the set already revokes,
+    /// are still a 401. [`Verified`](crate::Verified) (no revocation check) is not affected.
+    ///
+    /// Unset, the guard keeps answering from the last synced set for as long as the
+    /// database is unreachable (fail open on staleness, the default). When set, it must be
+    /// greater than `poll_interval_ms`; a value of a few poll intervals plus the longest
+    /// database hiccup you want to ride out (for example `60000`) is typical.
+    ///
+    /// _Default:_ none (off).
+    pub max_staleness_ms: Option<u64>,
     /// How often expired entries are dropped from the in-memory set, in seconds.
     ///
     /// _Default:_ `60`.
@@ -160,6 +177,7 @@ impl Default for RevokeConfig {
             access_ttl: issuer.access_ttl,
             refresh_ttl: issuer.refresh_ttl,
             poll_interval_ms: engine.poll_interval_ms,
+            max_staleness_ms: None,
             prune_interval_secs: engine.prune_interval_secs,
             max_token_ttl_secs: engine.max_token_ttl_secs,
             retention_secs: engine.retention_secs,
@@ -189,6 +207,7 @@ impl fmt::Debug for RevokeConfig {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("max_staleness_ms", &self.max_staleness_ms)
             .field("prune_interval_secs", &self.prune_interval_secs)
             .field("max_token_ttl_secs", &self.max_token_ttl_secs)
             .field("retention_secs", &self.retention_secs)
@@ -291,6 +310,14 @@ impl RevokeConfig {
         }
         if self.poll_interval_ms == 0 {
             return invalid("poll_interval_ms", "must be at least 1");
+        }
+        if let Some(max) = self.max_staleness_ms {
+            if max <= self.poll_interval_ms {
+                return invalid(
+                    "max_staleness_ms",
+                    "must be greater than `poll_interval_ms`, or every request between two reads would fail",
+                );
+            }
         }
         if self.prune_interval_secs == 0 {
             return invalid("prune_interval_secs", "must be at least 1");

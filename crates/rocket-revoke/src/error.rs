@@ -21,6 +21,9 @@ use crate::Revoker;
 ///
 /// A request without an `Authorization` header gets the bare challenge
 /// `Bearer realm="api"` (RFC 6750 §3.1) and `{"error":"unauthorized", ...}`.
+///
+/// [`AuthError::Stale`] is the server's state, not the token's: `503 Service Unavailable`
+/// with `Retry-After` and `{"error":"temporarily_unavailable", ...}`, no challenge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -49,7 +52,14 @@ pub enum AuthError {
     /// normally stops such an app from launching).
     #[error("token checking is not configured")]
     NotAttached,
+    /// The token verifies and is not in the revocation set, but the set has not been synced
+    /// with the database for longer than `max_staleness_ms`: the guard fails closed (503).
+    #[error("{}", STALE)]
+    Stale,
 }
+
+const STALE: &str =
+    "revocation data is stale: the database has been unreachable for too long; retry later";
 
 fn revoked_description(scope: Scope) -> &'static str {
     match scope {
@@ -67,18 +77,21 @@ impl From<VerifyError> for AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status: 401, or 500 for [`AuthError::NotAttached`].
+    /// The HTTP status: 401; 500 for [`AuthError::NotAttached`], 503 for
+    /// [`AuthError::Stale`].
     pub fn status(&self) -> Status {
         match self {
             AuthError::NotAttached => Status::InternalServerError,
+            AuthError::Stale => Status::ServiceUnavailable,
             _ => Status::Unauthorized,
         }
     }
 
-    /// The RFC 6750 error code: `None` when no credentials were sent at all.
+    /// The RFC 6750 error code: `None` when no credentials were sent at all, and for the
+    /// server-side failures.
     pub fn code(&self) -> Option<&'static str> {
         match self {
-            AuthError::Missing | AuthError::NotAttached => None,
+            AuthError::Missing | AuthError::NotAttached | AuthError::Stale => None,
             _ => Some("invalid_token"),
         }
     }
@@ -94,6 +107,7 @@ impl AuthError {
             AuthError::RefreshToken => "refresh token not accepted here",
             AuthError::Revoked(scope) => revoked_description(*scope),
             AuthError::NotAttached => "token checking is not configured",
+            AuthError::Stale => STALE,
         }
     }
 
@@ -112,6 +126,7 @@ impl AuthError {
     pub fn body(&self) -> String {
         let error = match self {
             AuthError::NotAttached => "server_error",
+            AuthError::Stale => "temporarily_unavailable",
             _ => self.code().unwrap_or("unauthorized"),
         };
         serde_json::json!({ "error": error, "error_description": self.description() }).to_string()
@@ -123,6 +138,9 @@ impl AuthError {
         res.set_status(self.status());
         if self.status() == Status::Unauthorized {
             res.set_header(Header::new("WWW-Authenticate", self.challenge(realm)));
+        }
+        if self.status() == Status::ServiceUnavailable {
+            res.set_header(Header::new("Retry-After", "1"));
         }
         res.set_header(ContentType::JSON);
         res.set_header(Header::new("Cache-Control", "no-store"));

@@ -58,7 +58,8 @@ impl RevokePool for sqlx::PgPool {
 ///   and the signing key, and manages a [`Revoker`].
 /// - **Liftoff**: starts sync (and the last-seen writer).
 /// - **Response**: gives a 401 caused by a guard its RFC 6750 challenge and JSON body, even
-///   when the app has its own 401 catcher.
+///   when the app has its own 401 catcher (and a guard's 503, see
+///   [`AuthError::Stale`](crate::AuthError::Stale), its JSON body and `Retry-After`).
 /// - **Shutdown**: stops sync and the last-seen writer. They also stop as soon as shutdown
 ///   is requested, while the pool is still open.
 pub struct Revoke<D>(PhantomData<fn() -> D>);
@@ -169,7 +170,10 @@ where
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        if res.status() != Status::Unauthorized && res.status() != Status::InternalServerError {
+        if !matches!(
+            res.status(),
+            Status::Unauthorized | Status::InternalServerError | Status::ServiceUnavailable
+        ) {
             return;
         }
         // A response that already carries a challenge was built on purpose (by the app, or

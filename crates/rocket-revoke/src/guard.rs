@@ -1,8 +1,10 @@
 //! Request guards: [`Authenticated`] and [`Verified`].
 
+use std::cell::RefCell;
 use std::ops::Deref;
+use std::sync::{Arc, Weak};
 
-use revoke_core::{Claims, NoExtra, TokenKind};
+use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use serde::de::DeserializeOwned;
@@ -18,7 +20,9 @@ pub(crate) struct Rejection(pub(crate) Option<AuthError>);
 /// It verifies the token (signature, algorithm allow-list, `exp`/`nbf`, `iss`/`aud`,
 /// required claims), refuses refresh tokens (`"kind": "refresh"`), checks the in-memory
 /// revocation set (no I/O), and queues a last-seen sighting. Any failure is a 401 with an
-/// RFC 6750 `WWW-Authenticate` header and a JSON body; see [`AuthError`].
+/// RFC 6750 `WWW-Authenticate` header and a JSON body; see [`AuthError`]. The one exception
+/// is a set older than `max_staleness_ms` (see [`RevokeConfig`](crate::RevokeConfig), off
+/// by default): then an unrevoked token gets a 503 ([`AuthError::Stale`]).
 ///
 /// `E` is the app's own claims (flattened beside the registered ones); it defaults to
 /// [`NoExtra`]. The guard dereferences to [`Claims<E>`].
@@ -90,6 +94,23 @@ macro_rules! claims_wrapper {
 claims_wrapper!(Authenticated);
 claims_wrapper!(Verified);
 
+impl Authenticated {
+    /// The token in one `Authorization` header value, exactly as the guards read it:
+    /// `Bearer <token>` with the scheme in any letter case (RFC 7235 §2.1), one or more
+    /// spaces after it, and a token without whitespace or control characters. For code that
+    /// receives credentials outside a request guard (and for the fuzz targets).
+    ///
+    /// ```
+    /// use rocket_revoke::{AuthError, Authenticated};
+    ///
+    /// assert_eq!(Authenticated::bearer_token("bearer a.b.c"), Ok("a.b.c"));
+    /// assert_eq!(Authenticated::bearer_token("Basic abc"), Err(AuthError::Scheme));
+    /// ```
+    pub fn bearer_token(header_value: &str) -> Result<&str, AuthError> {
+        bearer_token(header_value)
+    }
+}
+
 /// The bearer token of `req`, or why there is none usable.
 fn bearer<'r>(req: &'r Request<'_>) -> Result<&'r str, AuthError> {
     let mut values = req.headers().get("Authorization");
@@ -97,6 +118,11 @@ fn bearer<'r>(req: &'r Request<'_>) -> Result<&'r str, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::Ambiguous);
     }
+    bearer_token(value)
+}
+
+/// The token of one `Authorization` header value (`Bearer <token>`), as the guards read it.
+fn bearer_token(value: &str) -> Result<&str, AuthError> {
     // RFC 7235: `scheme 1*SP token68`; the scheme is case-insensitive.
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = match value.split_once(' ') {
@@ -107,10 +133,80 @@ fn bearer<'r>(req: &'r Request<'_>) -> Result<&'r str, AuthError> {
         return Err(AuthError::Scheme);
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains(|c: char| c.is_whitespace() || c.is_control()) {
+    // Whitespace or control characters: for ASCII exactly the bytes up to 0x20 and 0x7f
+    // (checked bytewise, the common case); otherwise the Unicode definitions.
+    let bad = if token.is_ascii() {
+        token.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        token.contains(|c: char| c.is_whitespace() || c.is_control())
+    };
+    if token.is_empty() || bad {
         return Err(AuthError::MalformedHeader);
     }
     Ok(token)
+}
+
+/// Slots of the per-thread table of recent sightings (see [`seen`]).
+const RECENT_SLOTS: usize = 256;
+
+/// A sighting this thread queued: which app (its set), which token, which second.
+struct Recent {
+    owner: Weak<RevocationSet>,
+    jti: String,
+    sec: i64,
+}
+
+thread_local! {
+    static RECENT: RefCell<Vec<Option<Recent>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues a last-seen sighting, at most once per token, app, thread and second: the
+/// registry keeps seconds, so a repeat within the same second adds nothing, and queueing
+/// one costs allocations and a wake-up of the writer task on every request.
+fn seen<E>(revoker: &Revoker, claims: &Claims<E>) {
+    let Some(jti) = claims.jti.as_deref() else {
+        return revoker.seen(claims);
+    };
+    let now = revoke_core::now_secs();
+    let set = revoker.engine().set();
+    let fresh = RECENT.with(|recent| {
+        let Ok(mut recent) = recent.try_borrow_mut() else {
+            return true;
+        };
+        if recent.is_empty() {
+            recent.resize_with(RECENT_SLOTS, || None);
+        }
+        // FNV-1a of the jti picks the slot.
+        let hash = jti.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let slot = &mut recent[(hash % RECENT_SLOTS as u64) as usize];
+        match slot {
+            Some(r) if r.sec == now && r.jti == jti && r.owner.as_ptr() == Arc::as_ptr(set) => {
+                false
+            }
+            Some(r) => {
+                r.jti.clear();
+                r.jti.push_str(jti);
+                r.sec = now;
+                if r.owner.as_ptr() != Arc::as_ptr(set) {
+                    r.owner = Arc::downgrade(set);
+                }
+                true
+            }
+            None => {
+                *slot = Some(Recent {
+                    owner: Arc::downgrade(set),
+                    jti: jti.to_owned(),
+                    sec: now,
+                });
+                true
+            }
+        }
+    });
+    if fresh {
+        revoker.seen(claims);
+    }
 }
 
 /// Verifies the request's token; checks revocation when `check` is set.
@@ -131,8 +227,13 @@ fn authenticate<E: DeserializeOwned>(
         if let Some(scope) = revoker.check(&claims) {
             return Err(AuthError::Revoked(scope));
         }
+        // Not revoked as far as this instance knows; fail closed when that knowledge is
+        // older than the configured bound.
+        if revoker.too_stale() {
+            return Err(AuthError::Stale);
+        }
     }
-    revoker.seen(&claims);
+    seen(revoker, &claims);
     Ok(claims)
 }
 
@@ -144,6 +245,9 @@ fn outcome<T>(req: &Request<'_>, result: Result<T, AuthError>) -> Outcome<T, Aut
                 AuthError::NotAttached => {
                     tracing::error!("rocket-revoke guard used without the Revoke fairing")
                 }
+                AuthError::Stale => tracing::debug!(
+                    "revocation set older than `max_staleness_ms`: failing closed with 503"
+                ),
                 e => tracing::debug!(error = %e, "bearer token rejected"),
             }
             let status = e.status();

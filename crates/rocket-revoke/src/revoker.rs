@@ -68,6 +68,14 @@ impl std::fmt::Debug for Revoker {
 pub struct Health {
     /// `"ok"`, or `"degraded"` when the last sync read failed or sync is stale.
     pub status: &'static str,
+    /// Milliseconds since the last successful read of the database (`None` before the
+    /// first): how old the revocation set may be.
+    pub staleness_ms: Option<i64>,
+    /// The configured `max_staleness_ms`, if any.
+    pub max_staleness_ms: Option<u64>,
+    /// Whether the guards currently fail closed (503) because `staleness_ms` exceeds
+    /// `max_staleness_ms`.
+    pub failing_closed: bool,
     /// `"sqlite"` or `"postgres"`.
     pub backend: &'static str,
     /// Sync details.
@@ -269,16 +277,29 @@ impl Revoker {
     pub fn health(&self) -> Health {
         let sync = self.status();
         let stale_after = (self.inner.config.poll_interval_ms.saturating_mul(20)).max(5_000);
-        let stale = sync
-            .staleness_ms(now_ms())
-            .is_none_or(|ms| ms > i64::try_from(stale_after).unwrap_or(i64::MAX));
+        let staleness_ms = sync.staleness_ms(now_ms());
+        let stale =
+            staleness_ms.is_none_or(|ms| ms > i64::try_from(stale_after).unwrap_or(i64::MAX));
         let degraded = sync.is_degraded() || stale;
+        let max_staleness_ms = self.inner.config.max_staleness_ms;
         Health {
             status: if degraded { "degraded" } else { "ok" },
+            staleness_ms,
+            max_staleness_ms,
+            failing_closed: exceeds(staleness_ms, max_staleness_ms),
             backend: self.inner.engine.store().backend().as_str(),
             revocations: self.inner.engine.set().len(),
             last_seen_dropped: self.inner.last_seen.dropped(),
             sync,
+        }
+    }
+
+    /// Whether the revocation set is older than `max_staleness_ms` (always `false` when it
+    /// is not configured), so the [`Authenticated`](crate::Authenticated) guard fails closed.
+    pub fn too_stale(&self) -> bool {
+        match self.inner.config.max_staleness_ms {
+            None => false,
+            Some(max) => exceeds(self.status().staleness_ms(now_ms()), Some(max)),
         }
     }
 
@@ -297,6 +318,14 @@ impl Revoker {
     pub(crate) async fn stop(&self) {
         self.inner.engine.stop_sync().await;
         self.inner.last_seen.stop().await;
+    }
+}
+
+/// Whether `staleness_ms` (`None`: never synced) is beyond `max` (`None`: no limit).
+fn exceeds(staleness_ms: Option<i64>, max: Option<u64>) -> bool {
+    match max {
+        None => false,
+        Some(max) => staleness_ms.is_none_or(|ms| ms > i64::try_from(max).unwrap_or(i64::MAX)),
     }
 }
 

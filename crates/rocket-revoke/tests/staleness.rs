@@ -1,0 +1,46 @@
+//! `max_staleness_ms`: configuration, defaults, and what the guard and `health()` report.
+//! The outage itself (fail closed, then recover) is exercised against the demo in
+//! `crates/revoke-demo/tests/outage.rs`, through a TCP proxy that cuts PostgreSQL.
+
+use rocket::figment::Figment;
+use rocket::serde::json::json;
+use rocket_revoke::{AuthError, ConfigError, RevokeConfig};
+
+fn config(revoke: rocket::serde::json::Value) -> Result<RevokeConfig, ConfigError> {
+    RevokeConfig::from_figment(&Figment::new().merge(("revoke", revoke)))
+}
+
+#[test]
+fn off_by_default() {
+    let c = config(json!({ "secret": "s" })).expect("config");
+    assert_eq!(c.max_staleness_ms, None);
+    assert_eq!(RevokeConfig::default().max_staleness_ms, None);
+    assert!(format!("{c:?}").contains("max_staleness_ms: None"));
+}
+
+#[test]
+fn must_exceed_the_poll_interval() {
+    let c = config(json!({ "secret": "s", "max_staleness_ms": 60000 })).expect("config");
+    assert_eq!(c.max_staleness_ms, Some(60_000));
+    for bad in [0, 100, 250] {
+        let e = config(json!({ "secret": "s", "max_staleness_ms": bad, "poll_interval_ms": 250 }))
+            .expect_err("too small");
+        let msg = e.to_string();
+        assert!(msg.contains("revoke.max_staleness_ms"), "{msg}");
+        assert!(msg.contains("poll_interval_ms"), "{msg}");
+    }
+    let e = config(json!({ "secret": "s", "max_staleness_ms": "soon" })).expect_err("type");
+    assert!(e.to_string().contains("max_staleness_ms"), "{e}");
+}
+
+#[test]
+fn stale_is_a_503_without_a_challenge() {
+    let e = AuthError::Stale;
+    assert_eq!(e.status().code, 503);
+    assert_eq!(e.code(), None);
+    let body: rocket::serde::json::Value = serde_json::from_str(&e.body()).expect("json body");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body["error_description"]
+        .as_str()
+        .is_some_and(|d| d.contains("stale")));
+}
