@@ -1,6 +1,7 @@
 //! `cargo xtask`: project automation.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod e2e;
 mod seed;
 
@@ -17,6 +18,9 @@ struct Cli {
 enum Cmd {
     /// Runs what CI runs: fmt, clippy and the tests.
     Ci,
+    /// End-to-end benchmarks (issue 5): release build, wrk against bench_app on SQLite,
+    /// PostgreSQL and Redis; writes docs/BENCHMARKS.md.
+    Bench(bench::BenchArgs),
     /// Fills a database with realistic tokens (families, refresh rotations, labels, some
     /// revoked, some expired).
     Seed(seed::SeedArgs),
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Ci => run("bash", &[".ci/run"]),
+        Cmd::Bench(args) => bench::run(args),
         Cmd::Seed(args) => seed::main(args),
         Cmd::E2e(args) => e2e::main(args),
         Cmd::Soak { minutes } => soak(minutes),

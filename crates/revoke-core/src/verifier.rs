@@ -773,9 +773,15 @@ fn decode_b64(part: &str) -> Result<Vec<u8>, VerifyError> {
     if part.is_empty() {
         return Err(VerifyError::Malformed);
     }
-    URL_SAFE_NO_PAD
+    let bytes = URL_SAFE_NO_PAD
         .decode(part)
-        .map_err(|_| VerifyError::Malformed)
+        .map_err(|_| VerifyError::Malformed)?;
+    // JOSE header and claims are UTF-8 JSON; serde skips unknown members without checking
+    // their encoding, so check it here for the whole segment.
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(VerifyError::Malformed);
+    }
+    Ok(bytes)
 }
 
 /// A JSON object (UTF-8); anything else is `Malformed`.
