@@ -4,6 +4,17 @@
 //! watches a CLI restore arrive live, and, when the `revoke-demo` binary builds and
 //! answers `/health`, checks that a demo instance rejects a token revoked from the TUI.
 
+/// Checks that passed so far; printed as the closing line.
+static PASSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Logs a passed check and counts it.
+macro_rules! pass {
+    ($($arg:tt)*) => {{
+        PASSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        eprintln!($($arg)*);
+    }};
+}
+
 use anyhow::{bail, ensure, Context};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,7 +119,7 @@ impl Tmux {
         loop {
             let screen = self.capture()?;
             if pred(&screen) {
-                eprintln!("  ok: {what} ({} ms)", start.elapsed().as_millis());
+                pass!("  ok: {what} ({} ms)", start.elapsed().as_millis());
                 return Ok(screen);
             }
             if start.elapsed() > timeout {
@@ -218,7 +229,7 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let seeded = rt.block_on(crate::seed::seed(&url, args.tokens, 7, true, false))?;
-    eprintln!("  ok: seeded in {:.1} s", seeded.secs);
+    pass!("  ok: seeded in {:.1} s", seeded.secs);
 
     // A token to find: an active one.
     let active = revokectl(
@@ -273,7 +284,7 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
         row["reason"]
     );
     ensure!(row["actor"].is_string(), "no actor");
-    eprintln!("  ok: list --json says revoked, with reason and actor");
+    pass!("  ok: list --json says revoked, with reason and actor");
 
     // Live: a restore by another process shows up without a key press.
     let started = Instant::now();
@@ -287,7 +298,7 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
         Duration::from_millis(1500),
         |s| s.lines().any(|l| l.contains(&jti) && l.contains("active")),
     )?;
-    eprintln!("  ok: live update in {} ms", started.elapsed().as_millis());
+    pass!("  ok: live update in {} ms", started.elapsed().as_millis());
 
     // The event log shows both.
     tmux.keys(&["F6"])?;
@@ -311,7 +322,11 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     ensure!(!tmux.alive() || args.keep, "revokectl did not quit on q");
-    eprintln!("e2e passed");
+    // A failed check returns an error before this line, so every check counted passed.
+    println!(
+        "e2e: {} passed, 0 failed",
+        PASSED.load(std::sync::atomic::Ordering::Relaxed)
+    );
     if args.keep {
         eprintln!(
             "kept {} and tmux session {}",
@@ -341,7 +356,7 @@ fn demo_part(tmux: &Tmux, base: &str) -> anyhow::Result<()> {
     ensure!(code == 200, "/me before revocation: {code} {body}");
     let me: serde_json::Value = serde_json::from_str(&body)?;
     let jti = me["jti"].as_str().context("jti in /me")?.to_owned();
-    eprintln!("  ok: demo issued {jti} to alice");
+    pass!("  ok: demo issued {jti} to alice");
 
     // Find it in the TUI and revoke it with the keyboard.
     // Esc clears the search; wait for it, or the terminal reads Esc + '/' as Alt+/.
@@ -364,7 +379,7 @@ fn demo_part(tmux: &Tmux, base: &str) -> anyhow::Result<()> {
     loop {
         let (code, _) = curl(&["-H", &auth, &format!("{base}/me")])?;
         if code == 401 {
-            eprintln!(
+            pass!(
                 "  ok: the demo rejects it ({} ms)",
                 start.elapsed().as_millis()
             );
