@@ -108,7 +108,7 @@ async fn kill_mid_burst(db: &Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_acknowledged_revocations_survive_sigkill() {
-    let db = Db::sqlite();
+    let db = Db::sqlite().await;
     kill_mid_burst(&db).await;
     db.cleanup().await;
 }

@@ -23,7 +23,7 @@ const SECRETS: [&str; 2] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_tokens_or_secrets() {
-    let db = Db::sqlite();
+    let db = Db::sqlite().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let log_path = dir.path().join("demo.log");
     let log = std::fs::File::create(&log_path).expect("log file");
