@@ -44,14 +44,14 @@ pub fn rocket() -> Rocket<Build> {
     app(rocket::build())
 }
 
-/// Attaches the database, the rocket-revoke fairing and the routes to `rocket` (tests pass
-/// `rocket::custom(figment)`).
-pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
+/// Attaches the `revoke` database whose pool type matches the scheme of
+/// `databases.revoke.url` (PostgreSQL or SQLite), and the rocket-revoke fairing on it.
+pub fn attach_database(rocket: Rocket<Build>) -> Rocket<Build> {
     let url = rocket
         .figment()
         .extract_inner::<String>("databases.revoke.url")
         .unwrap_or_default();
-    let rocket = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         rocket
             .attach(PgDb::init())
             .attach(Revoke::<PgDb>::fairing())
@@ -60,8 +60,13 @@ pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
         rocket
             .attach(SqliteDb::init())
             .attach(Revoke::<SqliteDb>::fairing())
-    };
-    rocket
+    }
+}
+
+/// Attaches the database, the rocket-revoke fairing and the routes to `rocket` (tests pass
+/// `rocket::custom(figment)`).
+pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
+    attach_database(rocket)
         .mount(
             "/",
             routes![login, refresh, me, delete_token, delete_sessions, health],

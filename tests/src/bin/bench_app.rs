@@ -34,18 +34,11 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{delete, get, post, routes, Build, Rocket};
 use rocket_db_pools::{sqlx, Database};
-use rocket_revoke::{AuthError, Authenticated, Health, Revoke, RevokeRequest, Revoker};
+use rocket_revoke::{AuthError, Authenticated, Health, RevokeRequest, Revoker};
 use serde::Deserialize;
 
-/// The database on SQLite.
-#[derive(Database)]
-#[database("revoke")]
-struct SqliteDb(sqlx::SqlitePool);
-
-/// The database on PostgreSQL.
-#[derive(Database)]
-#[database("revoke")]
-struct PgDb(sqlx::PgPool);
+// The same `revoke` database types as the demo, so both pick the backend the same way.
+use revoke_demo::{PgDb, SqliteDb};
 
 /// The Redis connection of the `/me/redis` guard (absent when Redis was unreachable).
 struct RedisConn(redis::aio::ConnectionManager);
@@ -82,20 +75,7 @@ enum Cmd {
 }
 
 fn app(rocket: Rocket<Build>) -> Rocket<Build> {
-    let url = rocket
-        .figment()
-        .extract_inner::<String>("databases.revoke.url")
-        .unwrap_or_default();
-    let rocket = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        rocket
-            .attach(PgDb::init())
-            .attach(Revoke::<PgDb>::fairing())
-    } else {
-        rocket
-            .attach(SqliteDb::init())
-            .attach(Revoke::<SqliteDb>::fairing())
-    };
-    rocket
+    revoke_demo::attach_database(rocket)
         .attach(AdHoc::on_ignite("redis", |rocket| async move {
             let url = std::env::var("BENCH_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
@@ -198,13 +178,13 @@ impl<'r> FromRequest<'r> for SqlChecked {
         let found = if let Some(db) = SqliteDb::fetch(req.rocket()) {
             sqlx::query("SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = ?1")
                 .bind(&jti)
-                .fetch_optional(&db.0)
+                .fetch_optional(&**db)
                 .await
                 .map(|row| row.is_some())
         } else if let Some(db) = PgDb::fetch(req.rocket()) {
             sqlx::query("SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = $1")
                 .bind(&jti)
-                .fetch_optional(&db.0)
+                .fetch_optional(&**db)
                 .await
                 .map(|row| row.is_some())
         } else {
