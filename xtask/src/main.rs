@@ -3,6 +3,7 @@
 
 mod bench;
 mod e2e;
+mod package;
 mod seed;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Cmd {
     /// End-to-end: drives the real revokectl binary in tmux on a seeded SQLite database,
     /// then checks with `revokectl list --json` (and a revoke-demo instance, if built).
     E2e(e2e::E2eArgs),
+    /// Packaging checks: the stated MSRV against every dependency, `cargo package` of the
+    /// published crates, and `cargo install --path crates/revokectl` into a temporary root.
+    Package,
     /// Mixed traffic (logins, refreshes and reuse, revocations of every scope, protected
     /// calls) across two demo instances on PostgreSQL for N minutes; fails on any revoked
     /// token accepted after the propagation window, any 5xx, or growing memory.
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(args) => bench::run(args),
         Cmd::Seed(args) => seed::main(args),
         Cmd::E2e(args) => e2e::main(args),
+        Cmd::Package => package::main(),
         Cmd::Soak { minutes } => soak(minutes),
     }
 }

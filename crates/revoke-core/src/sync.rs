@@ -84,12 +84,14 @@ impl Syncer {
     }
 
     /// Replaces the set with a fresh snapshot and replays what came after it.
+    #[tracing::instrument(level = "debug", name = "sync.reload", skip_all, fields(cursor = tracing::field::Empty))]
     pub(crate) async fn reload(&self) -> Result<usize> {
         let mut cursor = self.cursor.lock().await;
         let snap = self.record(self.store.snapshot(crate::now_secs()).await)?;
         self.set.replace_all(snap.revocations.iter());
         *cursor = snap.cursor;
         self.with_status(|s| s.cursor = snap.cursor);
+        tracing::Span::current().record("cursor", snap.cursor);
         tracing::debug!(
             cursor = snap.cursor,
             revocations = snap.revocations.len(),
@@ -99,9 +101,14 @@ impl Syncer {
     }
 
     /// Reads and applies every event after the cursor.
+    #[tracing::instrument(level = "debug", name = "sync.catch_up", skip_all, fields(cursor = tracing::field::Empty, applied = tracing::field::Empty))]
     pub(crate) async fn catch_up(&self) -> Result<usize> {
         let mut cursor = self.cursor.lock().await;
-        self.catch_up_locked(&mut cursor).await
+        let span = tracing::Span::current();
+        span.record("cursor", *cursor);
+        let applied = self.catch_up_locked(&mut cursor).await?;
+        span.record("applied", applied);
+        Ok(applied)
     }
 
     /// Write-through: applies events this process just committed. When they follow the

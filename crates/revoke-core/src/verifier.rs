@@ -5,8 +5,9 @@
 //!
 //! - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before anything is decoded;
 //! - `alg` must name one of the configured algorithms; `none` (any letter case) never is one;
-//! - the key comes from configuration only: `jku`, `x5u`, `x5c` and `jwk` header values are
-//!   ignored, never fetched; a key is only used with the algorithm family it was loaded for,
+//! - the key comes from configuration only (a secret, PEM files, a JWKS file, or the key set
+//!   of the configured `jwks_url`, see [`crate::jwks`]): `jku`, `x5u`, `x5c` and `jwk` header
+//!   values are ignored, never fetched; a key is only used with the algorithm family it was loaded for,
 //!   so an HMAC secret can never be confused with an RSA public key;
 //! - a `crit` header is rejected (no JWS extension is understood);
 //! - the signature is checked before any claim is looked at;
@@ -27,11 +28,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
+use crate::jwks::{JwksRefresher, JwksStatus, RemoteJwks};
 
 /// The longest token [`Verifier::verify`] looks at, in bytes. Longer input is rejected with
 /// [`VerifyError::TooLarge`] before any decoding.
@@ -60,6 +62,21 @@ pub struct VerifierConfig {
     /// A JWKS file (`{"keys": [...]}`); its keys are picked by the token's `kid`. Keys marked
     /// for encryption, and key types this crate cannot use, are skipped with a warning.
     pub jwks_file: Option<PathBuf>,
+    /// An `http://` or `https://` URL of a JWKS endpoint (Keycloak, Auth0, Okta...), whose keys
+    /// are picked by the token's `kid` like those of [`jwks_file`](Self::jwks_file), and kept
+    /// fresh by a background refresher: see the [`jwks`](crate::jwks) module for the refresh
+    /// and rate-limit policy. Symmetric (`oct`) keys are never taken from a URL. Needs the
+    /// `jwks` cargo feature (on by default). Default: none.
+    pub jwks_url: Option<String>,
+    /// Seconds between scheduled refreshes of the `jwks_url` key set (at least 1). Default 300.
+    pub jwks_refresh_secs: u64,
+    /// Rate limit of the refreshes that a token with an unknown `kid` triggers: at most one
+    /// fetch this many seconds after the previous one (at least 1), so a flood of bogus `kid`s
+    /// cannot hammer the provider. Default 10.
+    pub jwks_min_refresh_interval_secs: u64,
+    /// Timeout of one `jwks_url` fetch (connect, request and body), in seconds (at least 1).
+    /// Default 5.
+    pub jwks_timeout_secs: u64,
     /// Accepted issuers. Empty: `iss` is not checked. Otherwise a token must carry one of them.
     pub issuer: Vec<String>,
     /// Accepted audiences. Empty: a token must carry no `aud` at all (RFC 7519 §4.1.3).
@@ -79,6 +96,10 @@ impl Default for VerifierConfig {
             secret: None,
             public_key_pem: Vec::new(),
             jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_secs: 300,
+            jwks_min_refresh_interval_secs: 10,
+            jwks_timeout_secs: 5,
             issuer: Vec::new(),
             audience: Vec::new(),
             leeway: 30,
@@ -195,6 +216,15 @@ pub enum KeyError {
     /// An allowed algorithm has no configured key that can verify it.
     #[error("algorithm {0:?} is allowed but no configured key can verify it")]
     NoKeyForAlgorithm(Algorithm),
+    /// The first fetch of `jwks_url` failed (network, HTTP status, body) or its document holds
+    /// no usable key: a verifier without its keys would reject every token.
+    #[error("cannot load the JWKS from {url}: {reason}")]
+    JwksFetch {
+        /// The configured URL (any password in it masked).
+        url: String,
+        /// What went wrong (never a key or token).
+        reason: String,
+    },
     /// No crypto backend is compiled in (both or neither of jsonwebtoken's `rust_crypto` and
     /// `aws_lc_rs` features).
     #[error("no JWT crypto backend: enable exactly one of jsonwebtoken's `rust_crypto` or `aws_lc_rs` features")]
@@ -203,14 +233,24 @@ pub enum KeyError {
 
 /// One configured verification key.
 #[derive(Clone)]
-struct Key {
+pub(crate) struct Key {
     /// The JWKS `kid`; `None` for the secret and PEM keys.
-    kid: Option<String>,
-    /// The allowed algorithms this key verifies (checked at start-up).
-    algs: Vec<Algorithm>,
+    pub(crate) kid: Option<String>,
+    /// The allowed algorithms this key verifies (checked when it is loaded).
+    pub(crate) algs: Vec<Algorithm>,
     key: DecodingKey,
     /// Where it came from, for `Debug` and logs ("secret", a path, a kid).
     origin: String,
+}
+
+/// A key as read from configuration, before it is matched with the allowed algorithms.
+pub(crate) struct LoadedKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    /// "secret", a path, "<source> key #i".
+    origin: String,
+    /// The one algorithm a JWKS `alg` pins it to.
+    pinned: Option<Algorithm>,
 }
 
 impl fmt::Debug for Key {
@@ -226,11 +266,15 @@ impl fmt::Debug for Key {
 /// Verifies tokens: see the [module docs](self) for the rules.
 ///
 /// Built once at start-up; `Send + Sync`, cheap to share behind an `Arc`. Verifying does no
-/// I/O.
+/// I/O. With a `jwks_url`, the fetched keys live in an `ArcSwap` shared by the verifier's
+/// clones and replaced by the refresher ([`Verifier::spawn_jwks_refresh`]).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     algorithms: Vec<Algorithm>,
+    /// Keys from the secret, PEM files and the JWKS file.
     keys: Vec<Key>,
+    /// The key set fetched from `jwks_url`, when one is configured.
+    remote: Option<Arc<RemoteJwks>>,
     issuer: Vec<String>,
     audience: Vec<String>,
     leeway: i64,
@@ -242,6 +286,11 @@ pub struct Verifier {
 
 impl Verifier {
     /// Loads every configured key and checks that each allowed algorithm has one.
+    ///
+    /// Sync and without I/O: a `jwks_url` is checked but not fetched, so its key set starts
+    /// empty (tokens get [`VerifyError::UnknownKey`]) until [`Verifier::refresh_jwks`] or the
+    /// refresher's first fetch, and only the algorithms no URL can serve (`HS*`) are checked
+    /// here. [`Verifier::from_config`] fetches first and checks them all.
     pub fn new(config: &VerifierConfig) -> Result<Self, KeyError> {
         let provider = CryptoProvider::try_get_default().ok_or(KeyError::NoCryptoBackend)?;
         let mut algorithms: Vec<Algorithm> = Vec::new();
@@ -259,8 +308,12 @@ impl Verifier {
             ));
         }
 
-        // (kid, key, origin, the one algorithm a JWKS `alg` pins it to)
-        let mut loaded: Vec<(Option<String>, DecodingKey, String, Option<Algorithm>)> = Vec::new();
+        let remote = match &config.jwks_url {
+            Some(url) => Some(Arc::new(RemoteJwks::new(url, config, &algorithms)?)),
+            None => None,
+        };
+
+        let mut loaded: Vec<LoadedKey> = Vec::new();
         if let Some(secret) = &config.secret {
             if secret.is_empty() {
                 return Err(KeyError::EmptySecret);
@@ -273,45 +326,38 @@ impl Verifier {
             }
             let key =
                 DecodingKey::from_secret(secret.as_bytes()).map_err(|_| KeyError::EmptySecret)?;
-            loaded.push((None, key, "secret".into(), None));
+            loaded.push(LoadedKey {
+                kid: None,
+                key,
+                origin: "secret".into(),
+                pinned: None,
+            });
         }
         for path in &config.public_key_pem {
             let key = load_pem(path)?;
-            loaded.push((None, key, path.display().to_string(), None));
-        }
-        if let Some(path) = &config.jwks_file {
-            for (i, (kid, key, pinned)) in load_jwks(path)?.into_iter().enumerate() {
-                let origin = format!("{} key #{i}", path.display());
-                loaded.push((kid, key, origin, pinned));
-            }
-        }
-
-        // Which allowed algorithms each key can verify: its family, and what the backend
-        // accepts for it (a P-384 key cannot verify ES256, an Ed448 key nothing).
-        let mut keys = Vec::with_capacity(loaded.len());
-        for (kid, key, origin, pinned) in loaded {
-            let algs: Vec<Algorithm> = algorithms
-                .iter()
-                .copied()
-                .filter(|alg| {
-                    key_fits(*alg, &key)
-                        && pinned.is_none_or(|p| p == *alg)
-                        && (provider.verifier_factory)(alg, &key).is_ok()
-                })
-                .collect();
-            if algs.is_empty() {
-                tracing::warn!(key = %origin, "key can verify none of the allowed algorithms; it is unused");
-                continue;
-            }
-            keys.push(Key {
-                kid,
-                algs,
+            loaded.push(LoadedKey {
+                kid: None,
                 key,
-                origin,
+                origin: path.display().to_string(),
+                pinned: None,
             });
         }
+        if let Some(path) = &config.jwks_file {
+            let bytes = read_file(path)?;
+            let source = path.display().to_string();
+            let jwks = parse_jwks(&bytes, &source, true).map_err(|reason| KeyError::BadJwks {
+                path: path.to_owned(),
+                reason,
+            })?;
+            loaded.extend(jwks);
+        }
+        let keys = usable_keys(provider, &algorithms, loaded);
+
+        // With a JWKS URL, the algorithms its keys may serve are checked after the first
+        // fetch (`Verifier::from_config`); symmetric keys never come from a URL.
         for alg in &algorithms {
-            if !keys.iter().any(|k| k.algs.contains(alg)) {
+            let fetched_later = remote.is_some() && alg.family() != AlgorithmFamily::Hmac;
+            if !fetched_later && !keys.iter().any(|k| k.algs.contains(alg)) {
                 return Err(KeyError::NoKeyForAlgorithm(*alg));
             }
         }
@@ -319,6 +365,7 @@ impl Verifier {
         Ok(Verifier {
             algorithms,
             keys,
+            remote,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: i64::try_from(config.leeway).unwrap_or(i64::MAX),
@@ -347,6 +394,7 @@ impl Verifier {
         Verifier {
             algorithms: vec![Algorithm::HS256],
             keys,
+            remote: None,
             issuer: Vec::new(),
             audience: Vec::new(),
             leeway: i64::try_from(defaults.leeway).unwrap_or(i64::MAX),
@@ -358,6 +406,73 @@ impl Verifier {
     /// The allowed algorithms, in configuration order, without duplicates.
     pub fn algorithms(&self) -> &[Algorithm] {
         &self.algorithms
+    }
+
+    /// [`Verifier::new`], then, when a `jwks_url` is configured, its first fetch: a verifier
+    /// without its keys would reject every token, so start-up fails with
+    /// [`KeyError::JwksFetch`] when that fetch fails, and with [`KeyError::NoKeyForAlgorithm`]
+    /// when an allowed algorithm has no key, fetched or configured. Without a `jwks_url` it is
+    /// `new`, so call this one whenever the configuration may name a URL.
+    pub async fn from_config(config: &VerifierConfig) -> Result<Self, KeyError> {
+        let verifier = Verifier::new(config)?;
+        if let Some(remote) = &verifier.remote {
+            remote
+                .refresh()
+                .await
+                .map_err(|reason| KeyError::JwksFetch {
+                    url: remote.masked_url().to_owned(),
+                    reason,
+                })?;
+            let fetched = remote.current();
+            for alg in &verifier.algorithms {
+                let mut all = verifier.keys.iter().chain(fetched.keys.iter());
+                if !all.any(|k| k.algs.contains(alg)) {
+                    return Err(KeyError::NoKeyForAlgorithm(*alg));
+                }
+            }
+        }
+        Ok(verifier)
+    }
+
+    /// Starts the task that keeps the `jwks_url` key set fresh on the current tokio runtime:
+    /// a fetch every `jwks_refresh_secs`, and one soon after a token names an unknown `kid`,
+    /// within the rate limit (see the [`jwks`](crate::jwks) module). It fetches at once if no
+    /// fetch was attempted yet (a verifier made by [`Verifier::new`]).
+    ///
+    /// `None` when no `jwks_url` is configured, or when a refresher already runs for this
+    /// verifier or one of its clones. The task stops when the handle is dropped or
+    /// [stopped](JwksRefresher::stop), not when the verifier is dropped: keep the handle with
+    /// the server and stop it at shutdown.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    #[must_use = "dropping the handle stops the refresher"]
+    pub fn spawn_jwks_refresh(&self) -> Option<JwksRefresher> {
+        self.remote.as_ref().and_then(RemoteJwks::spawn)
+    }
+
+    /// The state of the `jwks_url` key set, for a health endpoint; `None` without a URL.
+    pub fn jwks_status(&self) -> Option<JwksStatus> {
+        self.remote.as_ref().map(|remote| remote.status())
+    }
+
+    /// Fetches the `jwks_url` key set now, bypassing the schedule and the rate limit (for an
+    /// operator's "reload keys"). A failure keeps the current keys, is recorded in
+    /// [`Verifier::jwks_status`] and returned as [`KeyError::JwksFetch`];
+    /// [`KeyError::InvalidConfig`] when no `jwks_url` is configured.
+    pub async fn refresh_jwks(&self) -> Result<(), KeyError> {
+        let remote = self
+            .remote
+            .as_ref()
+            .ok_or_else(|| KeyError::InvalidConfig("no jwks_url is configured".into()))?;
+        remote
+            .refresh()
+            .await
+            .map_err(|reason| KeyError::JwksFetch {
+                url: remote.masked_url().to_owned(),
+                reason,
+            })
     }
 
     /// Verifies `token` (the compact JWS, without any `Bearer ` prefix) against the current
@@ -428,9 +543,23 @@ impl Verifier {
             .decode(signature_b64)
             .map_err(|_| VerifyError::Malformed)?;
         let provider = CryptoProvider::try_get_default().ok_or(VerifyError::Unavailable)?;
+        // The one ArcSwap load of the request, when a JWKS URL is configured.
+        let fetched = self.remote.as_ref().map(|remote| remote.current());
+        let fetched = fetched
+            .as_deref()
+            .map(|set| (&set.cache_id, set.keys.as_slice()));
+        let (kid_unknown, candidates) = match self.keys_for(fetched, alg, kid) {
+            Ok(found) => found,
+            Err(e) => {
+                if kid.is_some() {
+                    self.unknown_kid();
+                }
+                return Err(e);
+            }
+        };
         let mut verified = false;
-        for (index, key) in self.keys_for(alg, kid)? {
-            let ok = self.with_crypto(provider, index, key, alg, |verifier| {
+        for (owner, index, key) in candidates {
+            let ok = with_crypto(provider, owner, index, key, alg, |verifier| {
                 verifier
                     .verify(signed_message.as_bytes(), &signature)
                     .is_ok()
@@ -441,6 +570,9 @@ impl Verifier {
             }
         }
         if !verified {
+            if kid_unknown {
+                self.unknown_kid();
+            }
             return Err(VerifyError::InvalidSignature);
         }
 
@@ -546,65 +678,44 @@ impl Verifier {
         serde_json::from_value(Value::Object(payload)).map_err(|_| VerifyError::Malformed)
     }
 
-    /// Runs `f` with the crypto verifier for key `index` and `alg`, built once per thread
-    /// and kept in a small per-thread cache (building one costs an allocation and, for
-    /// HMAC, two hash blocks of key setup per request). `None` when the backend cannot
-    /// build one for this key.
-    fn with_crypto<R>(
-        &self,
-        provider: &CryptoProvider,
-        index: usize,
-        key: &Key,
-        alg: Algorithm,
-        f: impl FnOnce(&dyn JwtVerifier) -> R,
-    ) -> Option<R> {
-        let owner = Arc::as_ptr(&self.cache_id);
-        CRYPTO_CACHE.with(|cache| {
-            // Not re-entered: `f` only runs the backend's verify.
-            let Ok(mut cache) = cache.try_borrow_mut() else {
-                let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
-                return Some(f(verifier.as_ref()));
-            };
-            let pos = cache
-                .iter()
-                .position(|c| c.owner.as_ptr() == owner && c.index == index && c.alg == alg);
-            let pos = match pos {
-                Some(pos) => pos,
-                None => {
-                    let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
-                    // Entries of dropped verifiers go first, then the oldest.
-                    cache.retain(|c| c.owner.strong_count() > 0);
-                    if cache.len() >= CRYPTO_CACHE_MAX {
-                        cache.remove(0);
-                    }
-                    cache.push(CachedCrypto {
-                        owner: Arc::downgrade(&self.cache_id),
-                        index,
-                        alg,
-                        verifier,
-                    });
-                    cache.len() - 1
-                }
-            };
-            Some(f(cache[pos].verifier.as_ref()))
-        })
+    /// A token named a `kid` that no key has: with a JWKS URL, ask the refresher for a fetch
+    /// (it applies the rate limit). Without one, nothing to do.
+    fn unknown_kid(&self) {
+        if let Some(remote) = &self.remote {
+            remote.request_refresh();
+        }
     }
 
-    /// The keys to try for `alg` (with their index): those with the token's `kid`; if none
-    /// has it (or the token has no `kid`), the keys without a `kid` (secret, PEM files);
-    /// with no `kid` at all, every key for the algorithm.
+    /// The keys to try for `alg` (with their cache owner and index), among the configured
+    /// ones and the `fetched` JWKS set: those with the token's `kid`; if none has it (or the
+    /// token has no `kid`), the keys without a `kid` (secret, PEM files); with no `kid` at
+    /// all, every key for the algorithm. The flag says the token's `kid` named no key.
+    #[allow(clippy::type_complexity)]
     fn keys_for<'a>(
         &'a self,
+        fetched: Option<(&'a Arc<()>, &'a [Key])>,
         alg: Algorithm,
         kid: Option<&'a str>,
-    ) -> Result<impl Iterator<Item = (usize, &'a Key)> + 'a, VerifyError> {
+    ) -> Result<
+        (
+            bool,
+            impl Iterator<Item = (&'a Arc<()>, usize, &'a Key)> + 'a,
+        ),
+        VerifyError,
+    > {
+        let own = (&self.cache_id, self.keys.as_slice());
         let usable = move || {
-            self.keys
-                .iter()
-                .enumerate()
-                .filter(move |(_, k)| k.algs.contains(&alg))
+            [Some(own), fetched]
+                .into_iter()
+                .flatten()
+                .flat_map(|(owner, keys)| {
+                    keys.iter()
+                        .enumerate()
+                        .map(move |(index, key)| (owner, index, key))
+                })
+                .filter(move |(_, _, k)| k.algs.contains(&alg))
         };
-        let named = |kid: &str| usable().any(|(_, k)| k.kid.as_deref() == Some(kid));
+        let named = |kid: &str| usable().any(|(_, _, k)| k.kid.as_deref() == Some(kid));
         // Which keys: 0 = every usable key, 1 = those named by the kid, 2 = those without one.
         let which = match kid {
             None => 0,
@@ -612,7 +723,7 @@ impl Verifier {
             Some(_) => 2,
         };
         let mut chosen = usable()
-            .filter(move |(_, k)| match which {
+            .filter(move |(_, _, k)| match which {
                 0 => true,
                 1 => k.kid.as_deref() == kid,
                 _ => k.kid.is_none(),
@@ -621,17 +732,63 @@ impl Verifier {
         if chosen.peek().is_none() {
             Err(VerifyError::UnknownKey)
         } else {
-            Ok(chosen)
+            Ok((which == 2, chosen))
         }
     }
+}
+
+/// Runs `f` with the crypto verifier for key `index` of the key list identified by `owner`
+/// (a verifier's own keys, or one fetched JWKS set) and `alg`, built once per thread and kept
+/// in a small per-thread cache (building one costs an allocation and, for HMAC, two hash
+/// blocks of key setup per request). `None` when the backend cannot build one for this key.
+fn with_crypto<R>(
+    provider: &CryptoProvider,
+    owner_id: &Arc<()>,
+    index: usize,
+    key: &Key,
+    alg: Algorithm,
+    f: impl FnOnce(&dyn JwtVerifier) -> R,
+) -> Option<R> {
+    let owner = Arc::as_ptr(owner_id);
+    CRYPTO_CACHE.with(|cache| {
+        // Not re-entered: `f` only runs the backend's verify.
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
+            return Some(f(verifier.as_ref()));
+        };
+        let pos = cache
+            .iter()
+            .position(|c| c.owner.as_ptr() == owner && c.index == index && c.alg == alg);
+        let pos = match pos {
+            Some(pos) => pos,
+            None => {
+                let verifier = (provider.verifier_factory)(&alg, &key.key).ok()?;
+                // Entries of dropped verifiers go first, then the oldest.
+                cache.retain(|c| c.owner.strong_count() > 0);
+                if cache.len() >= CRYPTO_CACHE_MAX {
+                    cache.remove(0);
+                }
+                cache.push(CachedCrypto {
+                    owner: Arc::downgrade(owner_id),
+                    index,
+                    alg,
+                    verifier,
+                });
+                cache.len() - 1
+            }
+        };
+        Some(f(cache[pos].verifier.as_ref()))
+    })
 }
 
 /// Most crypto verifiers one thread keeps (one per key and algorithm in use).
 const CRYPTO_CACHE_MAX: usize = 16;
 
-/// A crypto verifier built for one key of one [`Verifier`] (and its clones).
+/// A crypto verifier built for one key of one [`Verifier`] (and its clones), or of one key
+/// set fetched from its JWKS URL.
 struct CachedCrypto {
-    /// The verifier's identity; dead once the verifier and its clones are dropped.
+    /// The key list's identity; dead once the verifier and its clones are dropped, or once
+    /// the fetched set is replaced and no request uses it any more.
     owner: Weak<()>,
     index: usize,
     alg: Algorithm,
@@ -819,61 +976,107 @@ fn load_pem(path: &Path) -> Result<DecodingKey, KeyError> {
         .map_err(|_| bad("not an RSA, EC (P-256/P-384) or Ed25519 public key"))
 }
 
-/// The usable signing keys of a JWKS file, with their `kid`s and the algorithm their `alg`
-/// pins them to.
-#[allow(clippy::type_complexity)]
-fn load_jwks(
-    path: &Path,
-) -> Result<Vec<(Option<String>, DecodingKey, Option<Algorithm>)>, KeyError> {
-    let bytes = read_file(path)?;
-    let bad = |reason: String| KeyError::BadJwks {
-        path: path.to_owned(),
-        reason,
-    };
-    let doc: Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+/// The usable signing keys of a JWKS document (a file's or a URL's bytes), with their `kid`s
+/// and the algorithm their `alg` pins them to; `source` names the document in logs and key
+/// origins. Symmetric (`oct`) keys are skipped unless `allow_symmetric`: a JWKS endpoint is
+/// public, so an HMAC key published there would let anyone sign tokens. The error is the
+/// reason, for [`KeyError::BadJwks`] or [`KeyError::JwksFetch`].
+pub(crate) fn parse_jwks(
+    bytes: &[u8],
+    source: &str,
+    allow_symmetric: bool,
+) -> Result<Vec<LoadedKey>, String> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
     let entries = doc
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("no \"keys\" array".into()))?;
+        .ok_or_else(|| "no \"keys\" array".to_owned())?;
     let mut keys = Vec::new();
     let mut kids = HashSet::new();
     for (i, entry) in entries.iter().enumerate() {
         let jwk: Jwk = match serde_json::from_value(entry.clone()) {
             Ok(jwk) => jwk,
             Err(e) => {
-                tracing::warn!(jwks = %path.display(), index = i, error = %e, "skipping unreadable JWKS key");
+                tracing::warn!(jwks = %source, index = i, error = %e, "skipping unreadable JWKS key");
                 continue;
             }
         };
         let kid = jwk.common.key_id.clone();
         if !usable_for_signatures(&jwk) {
-            tracing::warn!(jwks = %path.display(), index = i, kid = ?kid, "skipping JWKS key not meant for signatures or of an unsupported type");
+            tracing::warn!(jwks = %source, index = i, kid = ?kid, "skipping JWKS key not meant for signatures or of an unsupported type");
             continue;
         }
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|e| bad(format!("key #{i} cannot be loaded ({e})")))?;
+        if !allow_symmetric && matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+            tracing::warn!(jwks = %source, index = i, kid = ?kid, "skipping symmetric (oct) key published in a JWKS URL");
+            continue;
+        }
+        let key =
+            DecodingKey::from_jwk(&jwk).map_err(|e| format!("key #{i} cannot be loaded ({e})"))?;
         // A key pinned to an algorithm (`alg`) is used with that algorithm only.
         let pinned = jwk
             .common
             .key_algorithm
             .and_then(|a| Algorithm::from_str(&a.to_string()).ok());
         if pinned.is_some_and(|p| p.family() != key.family()) {
-            return Err(bad(format!(
+            return Err(format!(
                 "key #{i} has an \"alg\" that does not fit its key type"
-            )));
+            ));
         }
         if let Some(kid) = &kid {
             if !kids.insert(kid.clone()) {
-                return Err(bad(format!("duplicate kid {kid:?}")));
+                return Err(format!("duplicate kid {kid:?}"));
             }
         }
-        keys.push((kid, key, pinned));
+        keys.push(LoadedKey {
+            kid,
+            key,
+            origin: format!("{source} key #{i}"),
+            pinned,
+        });
     }
     if keys.is_empty() {
-        return Err(bad("no usable signing key".into()));
+        return Err("no usable signing key".into());
     }
     Ok(keys)
+}
+
+/// The loaded keys that can verify at least one of `algorithms`, each with the algorithms it
+/// serves: its family, its pinned `alg`, and what the backend accepts for it (a P-384 key
+/// cannot verify ES256, an Ed448 key nothing). The others are dropped with a warning.
+pub(crate) fn usable_keys(
+    provider: &CryptoProvider,
+    algorithms: &[Algorithm],
+    loaded: Vec<LoadedKey>,
+) -> Vec<Key> {
+    let mut keys = Vec::with_capacity(loaded.len());
+    for LoadedKey {
+        kid,
+        key,
+        origin,
+        pinned,
+    } in loaded
+    {
+        let algs: Vec<Algorithm> = algorithms
+            .iter()
+            .copied()
+            .filter(|alg| {
+                key_fits(*alg, &key)
+                    && pinned.is_none_or(|p| p == *alg)
+                    && (provider.verifier_factory)(alg, &key).is_ok()
+            })
+            .collect();
+        if algs.is_empty() {
+            tracing::warn!(key = %origin, "key can verify none of the allowed algorithms; it is unused");
+            continue;
+        }
+        keys.push(Key {
+            kid,
+            algs,
+            key,
+            origin,
+        });
+    }
+    keys
 }
 
 /// Whether a JWK may verify signatures: not marked for encryption, a supported key type, and an
@@ -922,5 +1125,19 @@ mod tests {
         let back: VerifierConfig = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, config);
         assert!(serde_json::from_str::<VerifierConfig>(r#"{"secrett":"x"}"#).is_err());
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    #[test]
+    fn jwks_url_needs_the_jwks_feature() {
+        let config = VerifierConfig {
+            algorithms: vec![Algorithm::RS256],
+            jwks_url: Some("https://idp.example/jwks".into()),
+            ..VerifierConfig::default()
+        };
+        match Verifier::new(&config) {
+            Err(KeyError::InvalidConfig(reason)) => assert!(reason.contains("`jwks`"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

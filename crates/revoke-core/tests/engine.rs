@@ -9,6 +9,7 @@ use revoke_core::{
     now_secs, Engine, EngineConfig, EventKind, Issuer, IssuerConfig, RefreshError, RevokeRequest,
     Scope, TokenKind, TokenRef, Verifier,
 };
+use std::collections::HashSet;
 use std::time::Duration;
 
 both_backends!(
@@ -23,6 +24,9 @@ both_backends!(
     revocations_survive_a_restart,
     concurrent_writers_and_two_syncing_sets_agree_with_the_database,
     sync_applies_other_instances_revocations_and_restores,
+    concurrent_revokes_on_one_engine_each_get_their_own_committed_event,
+    repeated_keys_in_one_batch_behave_as_one_after_the_other,
+    a_failed_batch_fails_every_caller_and_writes_nothing,
 );
 
 fn fast() -> EngineConfig {
@@ -732,3 +736,384 @@ async fn dense_and_sparse_searches_both_return_newest_first(db: &TestDb) {
         .unwrap();
     assert_eq!(rare.len(), 1);
 }
+
+/// A token that one revocation of `scope` and `key` covers.
+fn covered<'a>(scope: Scope, key: &'a str, cutoff: Option<i64>) -> TokenRef<'a> {
+    match scope {
+        Scope::Jti => TokenRef {
+            jti: Some(key),
+            ..TokenRef::default()
+        },
+        Scope::Subject => TokenRef {
+            sub: Some(key),
+            iat: cutoff,
+            ..TokenRef::default()
+        },
+        Scope::Family => TokenRef {
+            fid: Some(key),
+            iat: Some(0),
+            ..TokenRef::default()
+        },
+        Scope::Global => TokenRef {
+            iat: cutoff,
+            ..TokenRef::default()
+        },
+    }
+}
+
+async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db: &TestDb) {
+    // More callers at once than one batch takes (256).
+    const TASKS: usize = 300;
+    const PER_TASK: usize = 2;
+    let writer = engine(db).await;
+    let readers = [engine(db).await, engine(db).await];
+    for r in &readers {
+        r.start_sync();
+    }
+    let now = now_secs();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let e = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..PER_TASK {
+                let req = match (t + i) % 16 {
+                    // Many tasks revoke the same subject and family at once: repeated keys
+                    // inside one batch.
+                    0 => RevokeRequest::subject("shared-user").cutoff(now - (t as i64)),
+                    1 => RevokeRequest::family("shared-family"),
+                    2 => RevokeRequest::subject(format!("user-{t}-{i}")),
+                    _ => RevokeRequest::jti(format!("jti-{t}-{i}")).expires_at(now + 600),
+                };
+                let (scope, key) = (req.scope, req.key.clone());
+                let ev = e.revoke(req).await.expect("revoke");
+                out.push((scope, key, ev));
+            }
+            out
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(t.await.unwrap());
+    }
+    assert_eq!(results.len(), TASKS * PER_TASK);
+    let mut ids = HashSet::new();
+    for (scope, key, ev) in &results {
+        assert!(ids.insert(ev.id), "event id {} given twice", ev.id);
+        assert_eq!((ev.kind, ev.scope, &ev.key), (EventKind::Revoke, *scope, key));
+        // Written through before the call returned.
+        assert_eq!(
+            writer.check(&covered(*scope, key, ev.cutoff)),
+            Some(*scope),
+            "{scope} {key} not in the writer's set"
+        );
+    }
+    // The repeated subject ends at its latest cut-off; no event moved it backwards.
+    let mut shared: Vec<_> = results
+        .iter()
+        .filter(|(s, k, _)| *s == Scope::Subject && k == "shared-user")
+        .map(|(_, _, ev)| (ev.id, ev.cutoff.unwrap()))
+        .collect();
+    shared.sort();
+    assert!(shared.windows(2).all(|w| w[0].1 <= w[1].1), "{shared:?}");
+
+    // The database has every event and every revocation.
+    let store = writer.store();
+    let stats = store.stats(now).await.unwrap();
+    assert_eq!(stats.events, (TASKS * PER_TASK) as i64);
+    assert_eq!(
+        stats.last_event_id,
+        *ids.iter().max().unwrap(),
+        "the callers hold the newest event"
+    );
+    let snap = store.snapshot(now).await.unwrap();
+    let in_db: HashSet<(Scope, &str)> = snap
+        .revocations
+        .iter()
+        .map(|r| (r.scope, r.key.as_str()))
+        .collect();
+    for (scope, key, _) in &results {
+        assert!(in_db.contains(&(*scope, key.as_str())), "{scope} {key} not in the database");
+    }
+    let subject = snap
+        .revocations
+        .iter()
+        .find(|r| r.scope == Scope::Subject && r.key == "shared-user")
+        .unwrap();
+    assert_eq!(subject.cutoff, Some(shared.last().unwrap().1));
+
+    // Syncing instances converge to the same set.
+    let fresh = revoke_core::RevocationSet::new();
+    fresh.replace_all(snap.revocations.iter());
+    for r in &readers {
+        wait_until(|| r.status().cursor >= stats.last_event_id).await;
+        r.stop_sync().await;
+        assert_eq!(r.set().len(), fresh.len());
+        assert_eq!(writer.set().len(), fresh.len());
+        for rev in &snap.revocations {
+            assert_eq!(
+                r.check(&covered(rev.scope, &rev.key, rev.cutoff)),
+                Some(rev.scope)
+            );
+        }
+    }
+}
+
+/// Holds the database's write path so that revocations queue up behind it and the next batch
+/// takes them all: SQLite's write lock, or PostgreSQL's event lock.
+enum Gate {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Gate {
+    async fn close(db: &TestDb) -> Gate {
+        use sqlx::Connection;
+        match db {
+            TestDb::Sqlite { url, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+                Gate::Sqlite(c)
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(revoke_core::store::EVENT_LOCK)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                Gate::Postgres(c)
+            }
+        }
+    }
+
+    async fn open(self) {
+        use sqlx::Connection;
+        match self {
+            Gate::Sqlite(mut c) => {
+                sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Gate::Postgres(mut c) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(revoke_core::store::EVENT_LOCK)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+}
+
+/// Revokes `first` while the write path is held, so the writer blocks on it, then `reqs` (in
+/// order: they queue behind it and go into the next batch together), then lets the writes
+/// through. Returns the outcome of `first` and of each of `reqs`.
+async fn in_one_batch(
+    db: &TestDb,
+    e: &Engine,
+    first: RevokeRequest,
+    reqs: Vec<RevokeRequest>,
+) -> (
+    revoke_core::Result<revoke_core::Event>,
+    Vec<revoke_core::Result<revoke_core::Event>>,
+) {
+    let gate = Gate::close(db).await;
+    let e1 = e.clone();
+    let first = tokio::spawn(async move { e1.revoke(first).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e2 = e.clone();
+    // join_all polls in order, so the requests are queued in this order.
+    let rest = tokio::spawn(async move {
+        futures_util::future::join_all(reqs.into_iter().map(|r| {
+            let e = e2.clone();
+            async move { e.revoke(r).await }
+        }))
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.open().await;
+    (first.await.unwrap(), rest.await.unwrap())
+}
+
+async fn repeated_keys_in_one_batch_behave_as_one_after_the_other(db: &TestDb) {
+    let e = engine(db).await;
+    let now = now_secs();
+    e.revoke(RevokeRequest::subject("u").cutoff(now - 150))
+        .await
+        .unwrap();
+    let (first, rest) = in_one_batch(
+        db,
+        &e,
+        RevokeRequest::jti("gate").expires_at(now + 60),
+        vec![
+            RevokeRequest::subject("u").cutoff(now - 100).reason("r1"),
+            RevokeRequest::jti("k").expires_at(now + 100),
+            // Backwards: must not move the cut-off or the expiry back.
+            RevokeRequest::subject("u").cutoff(now - 200).reason("r2"),
+            RevokeRequest::jti("k").expires_at(now + 50),
+            RevokeRequest::subject("u").cutoff(now - 50).reason("r3"),
+            RevokeRequest::jti("k").expires_at(now + 300),
+            RevokeRequest::jti("other").expires_at(now + 10),
+        ],
+    )
+    .await;
+    let gate = first.unwrap();
+    let events: Vec<_> = rest.into_iter().map(Result::unwrap).collect();
+    // One transaction (on SQLite, the first one's too): one timestamp, ids after the first
+    // one's, in request order.
+    assert!(events.iter().all(|ev| ev.at_ms == events[0].at_ms));
+    assert!(events[0].id > gate.id);
+    assert!(events.windows(2).all(|w| w[0].id + 1 == w[1].id), "{events:?}");
+    let got: Vec<_> = events
+        .iter()
+        .map(|ev| (ev.scope, ev.key.as_str(), ev.cutoff, ev.expires_at))
+        .collect();
+    let ttl = fast().max_token_ttl_secs;
+    assert_eq!(
+        got,
+        [
+            (Scope::Subject, "u", Some(now - 100), Some(now - 100 + ttl)),
+            (Scope::Jti, "k", None, Some(now + 100)),
+            (Scope::Subject, "u", Some(now - 100), Some(now - 100 + ttl)),
+            (Scope::Jti, "k", None, Some(now + 100)),
+            (Scope::Subject, "u", Some(now - 50), Some(now - 50 + ttl)),
+            (Scope::Jti, "k", None, Some(now + 300)),
+            (Scope::Jti, "other", None, Some(now + 10)),
+        ]
+    );
+    let reasons: Vec<_> = events.iter().map(|ev| ev.reason.as_deref()).collect();
+    assert_eq!(reasons[4], Some("r3"));
+
+    // The database and a fresh load agree with the events, and with this engine's set.
+    let snap = e.store().snapshot(now).await.unwrap();
+    let u = snap
+        .revocations
+        .iter()
+        .find(|r| r.scope == Scope::Subject && r.key == "u")
+        .unwrap();
+    assert_eq!((u.cutoff, u.expires_at), (Some(now - 50), Some(now - 50 + ttl)));
+    let k = snap
+        .revocations
+        .iter()
+        .find(|r| r.scope == Scope::Jti && r.key == "k")
+        .unwrap();
+    assert_eq!(k.expires_at, Some(now + 300));
+    let info = e.store().token("k", now).await.unwrap();
+    assert!(info.is_none(), "k was never registered");
+    let fresh = engine(db).await;
+    for eng in [&e, &fresh] {
+        assert_eq!(
+            eng.check(&r("x", "u", None, now - 50)),
+            Some(Scope::Subject)
+        );
+        assert_eq!(eng.check(&r("x", "u", None, now - 49)), None);
+        assert_eq!(eng.check(&covered(Scope::Jti, "k", None)), Some(Scope::Jti));
+    }
+    assert_eq!(e.set().len(), fresh.set().len());
+}
+
+async fn a_failed_batch_fails_every_caller_and_writes_nothing(db: &TestDb) {
+    // The database rejects one revocation mid-way through the batch's upsert.
+    match db {
+        TestDb::Sqlite { url, .. } => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON revoke_revocations \
+                 WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned revocation'); END",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        TestDb::Postgres { url, schema } => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(&format!(
+                "CREATE FUNCTION {schema}.reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.key = 'poison' THEN RAISE EXCEPTION 'poisoned revocation'; END IF; \
+                 RETURN NEW; END $$"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(&format!(
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON {schema}.revoke_revocations \
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.reject_poison()"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+    }
+    let e = engine(db).await;
+    let observer = engine(db).await;
+    observer.start_sync();
+    let now = now_secs();
+    let batch = vec![
+        RevokeRequest::jti("a1").expires_at(now + 60),
+        RevokeRequest::subject("s1"),
+        RevokeRequest::jti("poison").expires_at(now + 60),
+        RevokeRequest::jti("a2").expires_at(now + 60),
+        RevokeRequest::family("f1"),
+    ];
+    let n = batch.len();
+    let (first, rest) = in_one_batch(
+        db,
+        &e,
+        RevokeRequest::jti("gate").expires_at(now + 60),
+        batch,
+    )
+    .await;
+    assert_eq!(rest.len(), n);
+    for r in &rest {
+        let err = r.as_ref().unwrap_err();
+        assert!(
+            err.to_string().contains("poisoned revocation"),
+            "every caller gets the database's error: {err}"
+        );
+    }
+    // The first revocation was written before the others queued up (PostgreSQL: its
+    // transaction was open and blocked on the event lock), or they joined its transaction
+    // while it was being opened (SQLite: blocked on BEGIN IMMEDIATE) and it failed with them.
+    let gate = match first {
+        Ok(ev) => Some(ev),
+        Err(err) => {
+            assert!(err.to_string().contains("poisoned revocation"), "{err}");
+            None
+        }
+    };
+    let written = i64::from(gate.is_some());
+    // Nothing of the batch is in the database, the set, or a syncing instance's set.
+    let stats = e.store().stats(now).await.unwrap();
+    assert_eq!((stats.revocations, stats.events), (written, written));
+    let last = gate.as_ref().map_or(0, |g| g.id);
+    assert_eq!(stats.last_event_id, last);
+    wait_until(|| observer.status().cursor >= last).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    observer.stop_sync().await;
+    for eng in [&e, &observer] {
+        assert_eq!(
+            eng.check(&covered(Scope::Jti, "gate", None)),
+            gate.as_ref().map(|_| Scope::Jti)
+        );
+        for (scope, key) in [
+            (Scope::Jti, "a1"),
+            (Scope::Subject, "s1"),
+            (Scope::Jti, "a2"),
+            (Scope::Family, "f1"),
+        ] {
+            assert_eq!(eng.check(&covered(scope, key, Some(now - 1))), None);
+        }
+        assert_eq!(eng.set().len().jtis, written as usize);
+    }
+    // The writer carries on: the same revocations without the poison go through.
+    let ev = e
+        .revoke(RevokeRequest::jti("a1").expires_at(now + 60))
+        .await
+        .unwrap();
+    assert!(ev.id > last);
+    assert_eq!(e.check(&covered(Scope::Jti, "a1", None)), Some(Scope::Jti));
+}
+

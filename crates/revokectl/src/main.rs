@@ -5,17 +5,14 @@
 //! file, unreachable server).
 #![forbid(unsafe_code)]
 
-mod app;
 mod cli;
 mod config;
-mod popup;
-mod timefmt;
 mod tui;
-mod ui;
 mod worker;
 
-#[cfg(test)]
-mod tests;
+// The TUI's model and rendering live in the library target (src/lib.rs), so that benchmarks
+// can reach them.
+use revokectl::{app, timefmt, ui};
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 /// client_secret = "another long random string"
 /// # Last-seen recording.
 /// last_seen_interval_ms = 1000
+/// # Token sources besides the Authorization header (both off by default).
+/// token_cookie = "access_token"
 /// ```
 ///
 /// Tokens are minted with the first entry of `algorithms`, `issuer` and `audience`, so tokens
@@ -68,6 +70,27 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ none.
     pub jwks_file: Option<PathBuf>,
+    /// The JWKS endpoint of an identity provider (Keycloak, Auth0, Okta, ...), `https://` or
+    /// `http://`. Its keys are fetched at launch (a failed first fetch fails the launch),
+    /// picked by the token's `kid`, refreshed every `jwks_refresh_secs` and when a token
+    /// names an unknown `kid` (at most once per `jwks_min_refresh_interval_secs`). A failed
+    /// refresh keeps the last good key set; [`Health`](crate::Health) reports its state.
+    ///
+    /// _Default:_ none.
+    pub jwks_url: Option<String>,
+    /// Seconds between scheduled refreshes of `jwks_url`.
+    ///
+    /// _Default:_ `300`.
+    pub jwks_refresh_secs: u64,
+    /// The least time between two refreshes triggered by unknown `kid`s, in seconds, so a
+    /// flood of bogus `kid`s cannot make the app hammer the provider.
+    ///
+    /// _Default:_ `10`.
+    pub jwks_min_refresh_interval_secs: u64,
+    /// Timeout of one `jwks_url` fetch, in seconds.
+    ///
+    /// _Default:_ `5`.
+    pub jwks_timeout_secs: u64,
     /// Accepted issuers (`iss`). Empty: `iss` is not checked. Minted tokens carry the first.
     ///
     /// _Default:_ `[]`.
@@ -155,6 +178,28 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `8192`.
     pub last_seen_capacity: usize,
+    /// The name of a cookie the guards read the token from when a request has no
+    /// `Authorization` header (for browser apps). The cookie's value is the bare token.
+    /// Set it `HttpOnly`, `Secure` and `SameSite=Strict` (or `Lax`): a cookie is sent by the
+    /// browser on its own, so routes that change state must also be protected against
+    /// cross-site request forgery.
+    ///
+    /// _Default:_ none (cookies are not read).
+    pub token_cookie: Option<String>,
+    /// The name of a query parameter the guards read the token from when neither the
+    /// `Authorization` header nor `token_cookie` supplies one (RFC 6750 §2.3).
+    ///
+    /// **Avoid it**: URLs end up in access logs, proxy logs, browser history and `Referer`
+    /// headers, so a token in a query string leaks. Only for clients that cannot send
+    /// headers (some WebSocket and EventSource clients), with short-lived tokens.
+    ///
+    /// _Default:_ none (the query string is never read).
+    pub token_query: Option<String>,
+    /// Opens a `tracing` span (`revoke.guard`, level debug) around every guard check. Off
+    /// by default: the guard is on every request, and a span costs more than the check.
+    ///
+    /// _Default:_ `false`.
+    pub trace_requests: bool,
 }
 
 impl Default for RevokeConfig {
@@ -168,6 +213,10 @@ impl Default for RevokeConfig {
             secret: None,
             public_key_pem: Vec::new(),
             jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_secs: verifier.jwks_refresh_secs,
+            jwks_min_refresh_interval_secs: verifier.jwks_min_refresh_interval_secs,
+            jwks_timeout_secs: verifier.jwks_timeout_secs,
             issuer: Vec::new(),
             audience: Vec::new(),
             leeway: verifier.leeway,
@@ -185,6 +234,9 @@ impl Default for RevokeConfig {
             client_secret: None,
             last_seen_interval_ms: 1000,
             last_seen_capacity: 8192,
+            token_cookie: None,
+            token_query: None,
+            trace_requests: false,
         }
     }
 }
@@ -198,6 +250,13 @@ impl fmt::Debug for RevokeConfig {
             .field("secret", &redact(&self.secret))
             .field("public_key_pem", &self.public_key_pem)
             .field("jwks_file", &self.jwks_file)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field(
+                "jwks_min_refresh_interval_secs",
+                &self.jwks_min_refresh_interval_secs,
+            )
+            .field("jwks_timeout_secs", &self.jwks_timeout_secs)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -215,6 +274,9 @@ impl fmt::Debug for RevokeConfig {
             .field("client_secret", &redact(&self.client_secret))
             .field("last_seen_interval_ms", &self.last_seen_interval_ms)
             .field("last_seen_capacity", &self.last_seen_capacity)
+            .field("token_cookie", &self.token_cookie)
+            .field("token_query", &self.token_query)
+            .field("trace_requests", &self.trace_requests)
             .finish()
     }
 }
@@ -328,6 +390,27 @@ impl RevokeConfig {
         if self.last_seen_capacity == 0 {
             return invalid("last_seen_capacity", "must be at least 1");
         }
+        if let Some(name) = &self.token_cookie {
+            // RFC 6265 §4.1.1: a cookie name is an RFC 7230 token.
+            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(tchar) {
+                return invalid(
+                    "token_cookie",
+                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+                );
+            }
+        }
+        if let Some(name) = &self.token_query {
+            if name.is_empty() || name.contains(['&', '=', '#']) {
+                return invalid(
+                    "token_query",
+                    "must be a non-empty parameter name without `&`, `=` or `#`",
+                );
+            }
+            tracing::warn!(
+                "`revoke.token_query` is set: tokens in URLs leak into logs, history and Referer headers"
+            );
+        }
         match (&self.client_id, &self.client_secret) {
             (Some(_), None) => return invalid("client_secret", "is required with `client_id`"),
             (None, Some(_)) => return invalid("client_id", "is required with `client_secret`"),
@@ -351,6 +434,10 @@ impl RevokeConfig {
             secret: self.secret.clone(),
             public_key_pem: self.public_key_pem.clone(),
             jwks_file: self.jwks_file.clone(),
+            jwks_url: self.jwks_url.clone(),
+            jwks_refresh_secs: self.jwks_refresh_secs,
+            jwks_min_refresh_interval_secs: self.jwks_min_refresh_interval_secs,
+            jwks_timeout_secs: self.jwks_timeout_secs,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             leeway: self.leeway,
@@ -392,9 +479,12 @@ impl RevokeConfig {
         })
     }
 
-    /// Loads the verification keys; an error names the key at fault.
-    pub fn verifier(&self) -> Result<revoke_core::Verifier, ConfigError> {
-        revoke_core::Verifier::new(&self.verifier_config()).map_err(|e| self.key_error(e))
+    /// Loads the verification keys, fetching `jwks_url` when one is configured; an error
+    /// names the key at fault.
+    pub async fn verifier(&self) -> Result<revoke_core::Verifier, ConfigError> {
+        revoke_core::Verifier::from_config(&self.verifier_config())
+            .await
+            .map_err(|e| self.key_error(e))
     }
 
     /// Names the configuration key a verifier key error points at.
@@ -405,7 +495,7 @@ impl RevokeConfig {
                 return ConfigError::Invalid {
                     key: if hmac { "secret" } else { "public_key_pem" },
                     reason: format!(
-                        "algorithm {alg:?} is allowed but no key can verify it: set `revoke.secret` for HS*, or `revoke.public_key_pem` / `revoke.jwks_file`"
+                        "algorithm {alg:?} is allowed but no key can verify it: set `revoke.secret` for HS*, or `revoke.public_key_pem` / `revoke.jwks_file` / `revoke.jwks_url`"
                     ),
                 };
             }
@@ -414,6 +504,7 @@ impl RevokeConfig {
             }
             KeyError::Read { .. } | KeyError::BadPem { .. } => "public_key_pem",
             KeyError::BadJwks { .. } => "jwks_file",
+            KeyError::JwksFetch { .. } => "jwks_url",
             KeyError::EmptySecret => "secret",
             KeyError::InvalidConfig(_) => "required_claims",
             _ => "algorithms",

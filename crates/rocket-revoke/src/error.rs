@@ -30,7 +30,8 @@ pub enum AuthError {
     /// No `Authorization` header.
     #[error("bearer token required")]
     Missing,
-    /// More than one `Authorization` header.
+    /// More than one `Authorization` header (or, with `token_query`, more than one token
+    /// parameter).
     #[error("several authorization headers")]
     Ambiguous,
     /// The `Authorization` header uses a scheme other than `Bearer`.

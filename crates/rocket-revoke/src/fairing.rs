@@ -90,7 +90,7 @@ where
     D::Pool: RevokePool,
 {
     let config = RevokeConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
-    let verifier = config.verifier().map_err(|e| e.to_string())?;
+    let verifier = config.verifier().await.map_err(|e| e.to_string())?;
     let db = rocket.state::<D>().ok_or_else(|| {
         format!(
             "database `{}` is unavailable: `{}::init()` failed or is not attached before the rocket-revoke fairing",

@@ -15,7 +15,9 @@ use crate::{AuthError, Revoker};
 /// 6750 response (guards cannot build responses themselves).
 pub(crate) struct Rejection(pub(crate) Option<AuthError>);
 
-/// A request guard for a verified, unrevoked access token: `Authorization: Bearer <jwt>`.
+/// A request guard for a verified, unrevoked access token: `Authorization: Bearer <jwt>`
+/// (or, when configured, a cookie or query parameter: see
+/// [`RevokeConfig::token_cookie`](crate::RevokeConfig::token_cookie)).
 ///
 /// It verifies the token (signature, algorithm allow-list, `exp`/`nbf`, `iss`/`aud`,
 /// required claims), refuses refresh tokens (`"kind": "refresh"`), checks the in-memory
@@ -111,14 +113,34 @@ impl Authenticated {
     }
 }
 
-/// The bearer token of `req`, or why there is none usable.
-fn bearer<'r>(req: &'r Request<'_>) -> Result<&'r str, AuthError> {
+/// The token of `req`, or why there is none usable: the `Authorization` header; without
+/// one, the configured cookie, then the configured query parameter.
+fn credentials<'r>(req: &'r Request<'_>, revoker: &Revoker) -> Result<&'r str, AuthError> {
     let mut values = req.headers().get("Authorization");
-    let value = values.next().ok_or(AuthError::Missing)?;
-    if values.next().is_some() {
-        return Err(AuthError::Ambiguous);
+    if let Some(value) = values.next() {
+        if values.next().is_some() {
+            return Err(AuthError::Ambiguous);
+        }
+        return bearer_token(value);
     }
-    bearer_token(value)
+    let config = revoker.config();
+    if let Some(name) = &config.token_cookie {
+        // An empty cookie is a logged-out browser, not a token.
+        if let Some(cookie) = req.cookies().get(name).filter(|c| !c.value().is_empty()) {
+            return Ok(cookie.value());
+        }
+    }
+    if let Some(name) = &config.token_query {
+        let mut values = req.query_fields().filter(|f| f.name == name.as_str());
+        if let Some(field) = values.next() {
+            // `a=x&a=y`: refuse to guess which one the client meant.
+            if values.next().is_some() {
+                return Err(AuthError::Ambiguous);
+            }
+            return Ok(field.value);
+        }
+    }
+    Err(AuthError::Missing)
 }
 
 /// The token of one `Authorization` header value (`Bearer <token>`), as the guards read it.
@@ -212,13 +234,10 @@ fn seen<E>(revoker: &Revoker, claims: &Claims<E>) {
 /// Verifies the request's token; checks revocation when `check` is set.
 fn authenticate<E: DeserializeOwned>(
     req: &Request<'_>,
+    revoker: &Revoker,
     check: bool,
 ) -> Result<Claims<E>, AuthError> {
-    let revoker = req
-        .rocket()
-        .state::<Revoker>()
-        .ok_or(AuthError::NotAttached)?;
-    let token = bearer(req)?;
+    let token = credentials(req, revoker)?;
     let claims = revoker.verifier().verify::<E>(token)?;
     if claims.kind == Some(TokenKind::Refresh) {
         return Err(AuthError::RefreshToken);
@@ -235,6 +254,26 @@ fn authenticate<E: DeserializeOwned>(
     }
     seen(revoker, &claims);
     Ok(claims)
+}
+
+/// Runs the check, counted in the metrics and, when `trace_requests` is on, in a span.
+fn guarded<E: DeserializeOwned>(req: &Request<'_>, check: bool) -> Result<Claims<E>, AuthError> {
+    let Some(revoker) = req.rocket().state::<Revoker>() else {
+        return Err(AuthError::NotAttached);
+    };
+    let metrics = revoker.metrics();
+    metrics.checked();
+    let result = if revoker.config().trace_requests {
+        let span = tracing::debug_span!("revoke.guard", check);
+        let _entered = span.enter();
+        authenticate(req, revoker, check)
+    } else {
+        authenticate(req, revoker, check)
+    };
+    if let Err(e) = &result {
+        metrics.rejected(e);
+    }
+    result
 }
 
 fn outcome<T>(req: &Request<'_>, result: Result<T, AuthError>) -> Outcome<T, AuthError> {
@@ -267,7 +306,7 @@ where
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthError> {
         outcome(
             req,
-            authenticate(req, true).map(|claims| Authenticated { claims }),
+            guarded(req, true).map(|claims| Authenticated { claims }),
         )
     }
 }
@@ -280,10 +319,7 @@ where
     type Error = AuthError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthError> {
-        outcome(
-            req,
-            authenticate(req, false).map(|claims| Verified { claims }),
-        )
+        outcome(req, guarded(req, false).map(|claims| Verified { claims }))
     }
 }
 

@@ -51,7 +51,8 @@
 //!   [`AuthError`]. Nothing a client sends causes a 500.
 //! - [`Revoker`] revokes by token, jti, subject, family or global cut-off, restores, mints
 //!   and rotates token pairs, and reports [`Health`].
-//! - [`oauth_routes`] are RFC 7009 revocation and RFC 7662 introspection.
+//! - [`oauth_routes`] are RFC 7009 revocation and RFC 7662 introspection;
+//!   [`metrics_route`] serves Prometheus metrics ([`Metrics`]).
 //! - The guards record when each token was last used, in batches off the request path.
 //!
 //! Using a guard or [`Revoker`] without the fairing aborts the launch (a
@@ -64,6 +65,7 @@ mod error;
 mod fairing;
 mod guard;
 mod last_seen;
+mod metrics;
 mod revoker;
 mod routes;
 
@@ -72,6 +74,7 @@ pub use error::{AuthError, Error};
 pub use fairing::{Revoke, RevokePool};
 pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
+pub use metrics::{metrics_route, Metrics};
 pub use revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use revoker::{Health, Revoker};
 pub use routes::oauth_routes;

@@ -9,6 +9,7 @@ use revoke_core::sync::SyncStatus;
 use revoke_core::{
     now_ms, Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
+use revoke_core::{JwksRefresher, JwksStatus};
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Phase, Rocket, Sentinel};
@@ -16,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::last_seen::LastSeen;
-use crate::{Error, RevokeConfig};
+use crate::{Error, Metrics, RevokeConfig};
 
 /// The revocation handle: managed state (and a request guard) put in place by the
 /// [`Revoke`](crate::Revoke) fairing. Cheap to clone.
@@ -51,6 +52,9 @@ struct Inner {
     issuer: Option<Issuer>,
     config: RevokeConfig,
     last_seen: LastSeen,
+    metrics: Metrics,
+    /// The `jwks_url` refresher, from liftoff to shutdown.
+    jwks: std::sync::Mutex<Option<JwksRefresher>>,
 }
 
 impl std::fmt::Debug for Revoker {
@@ -84,6 +88,8 @@ pub struct Health {
     pub revocations: revoke_core::set::SetCounts,
     /// Last-seen sightings dropped because the queue was full.
     pub last_seen_dropped: u64,
+    /// The `jwks_url` key set: keys, last refresh, last error (`None` without a URL).
+    pub jwks: Option<JwksStatus>,
 }
 
 impl Revoker {
@@ -105,6 +111,8 @@ impl Revoker {
                 issuer,
                 config,
                 last_seen,
+                metrics: Metrics::new(),
+                jwks: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -139,6 +147,16 @@ impl Revoker {
         &self.inner.config
     }
 
+    /// This instance's metrics (see [`metrics_route`](crate::metrics_route)).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Last-seen sightings dropped so far because the queue was full.
+    pub fn last_seen_dropped(&self) -> u64 {
+        self.inner.last_seen.dropped()
+    }
+
     /// The realm of the `WWW-Authenticate` challenges.
     pub fn realm(&self) -> &str {
         &self.inner.config.realm
@@ -164,7 +182,9 @@ impl Revoker {
 
     /// Commits any revocation built with [`RevokeRequest`].
     pub async fn revoke(&self, request: RevokeRequest) -> Result<Event, Error> {
-        Ok(self.inner.engine.revoke(request).await?)
+        let event = self.inner.engine.revoke(request).await?;
+        self.inner.metrics.revoked(event.scope);
+        Ok(event)
     }
 
     /// Revokes one token by `jti`.
@@ -240,7 +260,11 @@ impl Revoker {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.inner.engine.revoke_many(requests).await?)
+        let events = self.inner.engine.revoke_many(requests).await?;
+        for event in &events {
+            self.inner.metrics.revoked(event.scope);
+        }
+        Ok(events)
     }
 
     /// Lifts a revocation; `None` when there was none.
@@ -272,15 +296,18 @@ impl Revoker {
         self.inner.engine.status()
     }
 
-    /// Health: `"degraded"` when the last sync read failed, or no read succeeded for
-    /// `max(5 s, 20 × poll_interval_ms)`.
+    /// Health: `"degraded"` when the last sync read failed, no read succeeded for
+    /// `max(5 s, 20 × poll_interval_ms)`, or the last fetch of `jwks_url` failed (the
+    /// previous keys are still in use, but may miss a rotation).
     pub fn health(&self) -> Health {
         let sync = self.status();
         let stale_after = (self.inner.config.poll_interval_ms.saturating_mul(20)).max(5_000);
         let staleness_ms = sync.staleness_ms(now_ms());
         let stale =
             staleness_ms.is_none_or(|ms| ms > i64::try_from(stale_after).unwrap_or(i64::MAX));
-        let degraded = sync.is_degraded() || stale;
+        let jwks = self.inner.verifier.jwks_status();
+        let jwks_failing = jwks.as_ref().is_some_and(|j| j.last_error.is_some());
+        let degraded = sync.is_degraded() || stale || jwks_failing;
         let max_staleness_ms = self.inner.config.max_staleness_ms;
         Health {
             status: if degraded { "degraded" } else { "ok" },
@@ -291,6 +318,7 @@ impl Revoker {
             revocations: self.inner.engine.set().len(),
             last_seen_dropped: self.inner.last_seen.dropped(),
             sync,
+            jwks,
         }
     }
 
@@ -312,10 +340,19 @@ impl Revoker {
     pub(crate) fn start(&self) {
         self.inner.engine.start_sync();
         self.inner.last_seen.start(self.store().clone());
+        if let Some(refresher) = self.inner.verifier.spawn_jwks_refresh() {
+            if let Ok(mut slot) = self.inner.jwks.lock() {
+                *slot = Some(refresher);
+            }
+        }
     }
 
     /// Stops both and waits for them (shutdown). Idempotent.
     pub(crate) async fn stop(&self) {
+        let refresher = self.inner.jwks.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(refresher) = refresher {
+            refresher.stop().await;
+        }
         self.inner.engine.stop_sync().await;
         self.inner.last_seen.stop().await;
     }

@@ -785,9 +785,11 @@ async fn bad_config_keys_and_values_fail_launch_naming_the_key() {
     ];
     for (table, key) in cases {
         let figment = db.figment().merge(("revoke", table.clone()));
-        let err = RevokeConfig::from_figment(&figment)
-            .and_then(|c| c.verifier().map(|_| ()))
-            .expect_err("invalid");
+        let err = match RevokeConfig::from_figment(&figment) {
+            Ok(c) => c.verifier().await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+        .expect_err("invalid");
         assert!(err.to_string().contains(key), "{err} should name {key}");
         let rocket = rocket::custom(figment)
             .attach(SqliteDb::init())

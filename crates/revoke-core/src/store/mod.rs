@@ -12,7 +12,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, EVENT_LOCK};
 pub use sqlite::SqliteStore;
 
 /// Which database a store talks to.
@@ -209,6 +209,10 @@ pub enum Rotation {
     Unknown,
 }
 
+/// Hands a revocation batch the revocations that reached the queue after it was taken; see
+/// [`Store::revoke_batch`]. Returns none when there are none (or the batch is full).
+pub type Joiners = Box<dyn FnMut() -> Vec<Revocation> + Send>;
+
 /// Wakes sync when other processes commit events.
 #[async_trait::async_trait]
 pub trait ChangeFeed: Send {
@@ -246,6 +250,22 @@ pub trait Store: Send + Sync + 'static {
     /// Commits revocations (upserting by scope and key) and their events in one transaction.
     /// Returns the events in id order.
     async fn revoke(&self, revocations: &[Revocation]) -> Result<Vec<Event>>;
+
+    /// Group commit of a revocation batch: commits `revocations` as [`Store::revoke`] does and,
+    /// in the same transaction, the revocations `joiners` returns when asked once the
+    /// transaction is open (before any row is written), so that those that arrived while it
+    /// was being opened need not wait for the next one. Returns one event per revocation in
+    /// order, those of `revocations` first. All or nothing, as `revoke`.
+    ///
+    /// The default implementation never asks `joiners` and is `revoke`.
+    async fn revoke_batch(
+        &self,
+        revocations: Vec<Revocation>,
+        joiners: Joiners,
+    ) -> Result<Vec<Event>> {
+        drop(joiners);
+        self.revoke(&revocations).await
+    }
 
     /// Lifts a revocation and records a restore event; `None` when there was nothing to lift.
     async fn restore(

@@ -15,18 +15,152 @@ pub(super) const OBSERVE_TOKEN: &str =
      CASE WHEN revoke_tokens.last_seen IS NULL OR revoke_tokens.last_seen < excluded.last_seen \
      THEN excluded.last_seen ELSE revoke_tokens.last_seen END";
 
-/// Upserts a revocation. A repeated revocation never moves a cut-off or an expiry backwards
-/// (that would silently un-revoke tokens); lifting one is `restore`'s job.
-pub(super) const UPSERT_REVOCATION: &str = "INSERT INTO revoke_revocations \
-     (scope, key, cutoff, expires_at, reason, actor, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (scope, key) DO UPDATE SET \
+/// What a repeated revocation does to its row, shared by every form of the upsert: it never
+/// moves a cut-off or an expiry backwards (that would silently un-revoke tokens); lifting one
+/// is `restore`'s job. Returns the row as it now stands.
+macro_rules! upsert_revocation_tail {
+    () => {
+        " ON CONFLICT (scope, key) DO UPDATE SET \
      cutoff = CASE WHEN revoke_revocations.cutoff IS NULL OR excluded.cutoff IS NULL \
        OR excluded.cutoff > revoke_revocations.cutoff THEN excluded.cutoff ELSE revoke_revocations.cutoff END, \
      expires_at = CASE WHEN revoke_revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL \
        WHEN excluded.expires_at > revoke_revocations.expires_at THEN excluded.expires_at \
        ELSE revoke_revocations.expires_at END, \
      reason = excluded.reason, actor = excluded.actor, revoked_at = excluded.revoked_at \
-     RETURNING cutoff, expires_at";
+     RETURNING scope, key, cutoff, expires_at"
+    };
+}
+
+/// Columns of an upserted revocation, in bind order.
+const REVOCATION_INSERT: &str =
+    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at)";
+
+/// PostgreSQL: upserts revocations from seven parallel arrays (one fixed statement whatever
+/// the batch size, so it is prepared once per connection). The (scope, key) pairs must be
+/// distinct: one statement cannot update a row twice.
+pub(super) const PG_UPSERT_REVOCATIONS: &str = concat!(
+    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[])",
+    upsert_revocation_tail!()
+);
+
+/// PostgreSQL: takes the event lock (`$10`), appends events from parallel arrays with ids in
+/// array order (`$1` is `at_ms`), and queues the NOTIFY on channel `$9` with the last id
+/// (delivered at commit), all in one statement: the lock is then held for one round trip and
+/// the commit instead of three round trips and the commit.
+///
+/// The lock still comes first: `lk` is joined to every row, so no row reaches the insert (and
+/// draws an id from the sequence) before `pg_advisory_xact_lock` has returned; the ordinality
+/// keeps the ids in array order.
+pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_lock($10)), \
+     ins AS (INSERT INTO revoke_events \
+     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
+     SELECT $1, u.kind, u.scope, u.key, u.cutoff, u.expires_at, u.reason, u.actor \
+     FROM lk, UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[]) \
+     WITH ORDINALITY AS u(kind, scope, key, cutoff, expires_at, reason, actor, n) \
+     ORDER BY u.n RETURNING id), \
+     note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins) \
+     SELECT ins.id FROM ins, note";
+
+/// SQLite: upserts `rows` revocations with one multi-row `VALUES` (7 parameters a row). The
+/// (scope, key) pairs must be distinct, as on PostgreSQL, so both backends get the same rounds.
+pub(super) fn sqlite_upsert_revocations(rows: usize) -> String {
+    format!(
+        "{REVOCATION_INSERT} VALUES {}{}",
+        values(rows, 7),
+        upsert_revocation_tail!()
+    )
+}
+
+/// SQLite: appends `rows` events with one multi-row `VALUES` (8 parameters a row, in the
+/// column order of [`INSERT_EVENT`]); ids are assigned in row order.
+pub(super) fn sqlite_insert_events(rows: usize) -> String {
+    format!(
+        "INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
+         VALUES {} RETURNING id",
+        values(rows, 8)
+    )
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` placeholders.
+fn values(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * columns + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Most rows of one SQLite multi-row statement.
+const SQLITE_MAX_ROWS: usize = 64;
+
+/// Sizes of the SQLite statements that write `n` rows: powers of two up to
+/// [`SQLITE_MAX_ROWS`], largest first, so a handful of distinct statements serve every batch
+/// size (each is prepared once and cached) and none comes near SQLite's parameter limit.
+pub(super) fn sqlite_chunks(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= SQLITE_MAX_ROWS {
+            SQLITE_MAX_ROWS
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some(size)
+    })
+}
+
+/// Gives `events` the ids one multi-row insert returned: sorted, since `RETURNING` may list
+/// rows in any order while ids are allocated in row order (under the write lock).
+pub(super) fn assign_ids(events: &mut [crate::Event], ids: &mut [i64]) -> crate::Result<()> {
+    if ids.len() != events.len() {
+        return Err(crate::Error::Corrupt(format!(
+            "{} events inserted, {} ids returned",
+            events.len(),
+            ids.len()
+        )));
+    }
+    ids.sort_unstable();
+    for (e, id) in events.iter_mut().zip(ids.iter()) {
+        e.id = *id;
+    }
+    Ok(())
+}
+
+/// Splits revocations into upsert rounds: the k-th revocation of a (scope, key) goes into round
+/// k, so a round has distinct keys (one multi-row upsert) and running the rounds in order
+/// leaves every row, and returns every intermediate value, exactly as upserting the
+/// revocations one by one would. Within a round, indices are sorted by (scope, key) so that
+/// concurrent transactions lock rows in one order and cannot deadlock on each other.
+pub(super) fn upsert_rounds(rows: &[crate::Revocation]) -> Vec<Vec<usize>> {
+    let mut seen: std::collections::HashMap<(crate::Scope, &str), usize> =
+        std::collections::HashMap::with_capacity(rows.len());
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let k = seen.entry((r.scope, r.key.as_str())).or_insert(0);
+        if rounds.len() <= *k {
+            rounds.push(Vec::new());
+        }
+        rounds[*k].push(i);
+        *k += 1;
+    }
+    for round in &mut rounds {
+        round.sort_by(|&a, &b| (rows[a].scope, &rows[a].key).cmp(&(rows[b].scope, &rows[b].key)));
+    }
+    rounds
+}
 
 /// Lifts a revocation.
 pub(super) const DELETE_REVOCATION: &str =
@@ -237,7 +371,12 @@ fn prefix_cond(
 
 /// Implements [`Store`](super::Store) for a backend struct that provides:
 /// `self.pool`, `async fn write(&self, f)` (one transaction, started so that it holds the
-/// write lock it needs), `async fn before_events(c)` and `async fn after_events(c, last_id)`.
+/// write lock it needs), `async fn before_events(c)` and `async fn after_events(c, last_id)`,
+/// and the two multi-row writes of a revocation batch: `async fn upsert_revocations(c, rows)`
+/// (distinct (scope, key) pairs; returns `(scope, key, cutoff, expires_at)` of each row as it
+/// now stands, in any order) and `async fn insert_events(c, events)` (takes the event lock as
+/// `before_events` would, appends the events, sets their ids, ascending in slice order, and
+/// announces them as `after_events` would).
 macro_rules! impl_store {
     ($store:ident, $db:ty, $conn:ty, $backend:expr, $dialect:expr, $migrator:expr) => {
         impl $store {
@@ -335,97 +474,92 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Upserts revocations and appends their events; the caller owns the transaction.
+            /// Upserts revocations and appends their events, one event per revocation in the
+            /// given order (then the reuse event of `extra`); the caller owns the transaction.
+            ///
+            /// Multi-row statements: one upsert per round of distinct keys (almost always one;
+            /// see `sql::upsert_rounds`) and one event insert, so a
+            /// batch costs a few statements, not two per revocation. The result equals
+            /// applying the revocations one by one: each event carries the cut-off and expiry
+            /// its row had right after that revocation.
             async fn revoke_in(
                 c: &mut $conn,
                 revocations: &[$crate::Revocation],
                 extra: Option<(&str, &str)>,
+                joiners: Option<&mut $crate::store::Joiners>,
             ) -> $crate::Result<Vec<$crate::Event>> {
-                use sqlx::Row;
-                let mut applied = Vec::with_capacity(revocations.len());
-                for r in revocations {
+                // Revocations that arrived while the transaction was being opened join it now,
+                // before any row is written (so rows are still locked in one sorted order).
+                let joined = joiners.map(|j| j()).unwrap_or_default();
+                let mut rows = Vec::with_capacity(revocations.len() + joined.len());
+                for r in revocations.iter().chain(&joined) {
                     if r.scope != $crate::Scope::Global && r.key.is_empty() {
                         return Err($crate::Error::Invalid(format!(
                             "a {} revocation needs a key",
                             r.scope
                         )));
                     }
-                    let key = if r.scope == $crate::Scope::Global { "" } else { r.key.as_str() };
-                    let row = sqlx::query::<$db>(super::sql::UPSERT_REVOCATION)
-                        .bind(r.scope.as_str())
-                        .bind(key)
-                        .bind(r.cutoff)
-                        .bind(r.expires_at)
-                        .bind(r.reason.as_deref())
-                        .bind(r.actor.as_deref())
-                        .bind(r.revoked_at)
-                        .fetch_one(&mut *c)
-                        .await?;
-                    let cutoff: Option<i64> = row.try_get("cutoff")?;
-                    let expires_at: Option<i64> = row.try_get("expires_at")?;
-                    applied.push($crate::Revocation {
-                        key: key.to_owned(),
-                        cutoff,
-                        expires_at,
-                        ..r.clone()
-                    });
+                    let mut r = r.clone();
+                    if r.scope == $crate::Scope::Global {
+                        r.key.clear();
+                    }
+                    rows.push(r);
                 }
-                // Events last: on PostgreSQL the event lock is then held only until commit.
-                Self::before_events(&mut *c).await?;
+                let mut applied: Vec<Option<(Option<i64>, Option<i64>)>> = vec![None; rows.len()];
+                for round in super::sql::upsert_rounds(&rows) {
+                    let batch: Vec<&$crate::Revocation> = round.iter().map(|&i| &rows[i]).collect();
+                    let got = Self::upsert_revocations(&mut *c, &batch).await?;
+                    let got: std::collections::HashMap<(String, String), (Option<i64>, Option<i64>)> =
+                        got.into_iter().map(|(s, k, cutoff, exp)| ((s, k), (cutoff, exp))).collect();
+                    for &i in &round {
+                        let r = &rows[i];
+                        let row = got
+                            .get(&(r.scope.as_str().to_owned(), r.key.clone()))
+                            .ok_or_else(|| {
+                                $crate::Error::Corrupt(format!(
+                                    "the upsert of a {} revocation returned no row",
+                                    r.scope
+                                ))
+                            })?;
+                        applied[i] = Some(*row);
+                    }
+                }
+                // Events last: on PostgreSQL the event lock, taken by `insert_events`, is then
+                // held only until commit.
                 let at_ms = $crate::now_ms();
-                let mut events = Vec::with_capacity(applied.len() + 1);
-                for r in applied {
-                    let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
-                        .bind(at_ms)
-                        .bind($crate::EventKind::Revoke.as_str())
-                        .bind(r.scope.as_str())
-                        .bind(r.key.as_str())
-                        .bind(r.cutoff)
-                        .bind(r.expires_at)
-                        .bind(r.reason.as_deref())
-                        .bind(r.actor.as_deref())
-                        .fetch_one(&mut *c)
-                        .await?;
+                let mut events = Vec::with_capacity(rows.len() + 1);
+                for (r, got) in rows.into_iter().zip(applied) {
+                    let Some((cutoff, expires_at)) = got else {
+                        return Err($crate::Error::Corrupt("a revocation missed its upsert".into()));
+                    };
                     events.push($crate::Event {
-                        id,
+                        id: 0,
                         at_ms,
                         kind: $crate::EventKind::Revoke,
                         scope: r.scope,
                         key: r.key,
-                        cutoff: r.cutoff,
-                        expires_at: r.expires_at,
+                        cutoff,
+                        expires_at,
                         reason: r.reason,
                         actor: r.actor,
                     });
                 }
                 if let Some((fid, jti)) = extra {
-                    let reason = format!("refresh token {jti} was presented after it was spent");
-                    let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
-                        .bind(at_ms)
-                        .bind($crate::EventKind::ReuseDetected.as_str())
-                        .bind($crate::Scope::Family.as_str())
-                        .bind(fid)
-                        .bind(None::<i64>)
-                        .bind(None::<i64>)
-                        .bind(reason.as_str())
-                        .bind("system")
-                        .fetch_one(&mut *c)
-                        .await?;
                     events.push($crate::Event {
-                        id,
+                        id: 0,
                         at_ms,
                         kind: $crate::EventKind::ReuseDetected,
                         scope: $crate::Scope::Family,
                         key: fid.to_owned(),
                         cutoff: None,
                         expires_at: None,
-                        reason: Some(reason),
+                        reason: Some(format!("refresh token {jti} was presented after it was spent")),
                         actor: Some("system".to_owned()),
                     });
                 }
-                if let Some(last) = events.last() {
-                    Self::after_events(&mut *c, last.id).await?;
-                }
+                // Takes the event lock, appends, and announces (NOTIFY at commit), as
+                // `before_events`, an insert per event and `after_events` would.
+                Self::insert_events(&mut *c, &mut events).await?;
                 Ok(events)
             }
         }
@@ -441,6 +575,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            #[tracing::instrument(level = "debug", name = "store.register", skip_all, fields(backend = $backend.as_str(), tokens = tokens.len()))]
             async fn register(&self, tokens: &[$crate::store::TokenRecord]) -> $crate::Result<()> {
                 if tokens.is_empty() {
                     return Ok(());
@@ -552,6 +687,7 @@ macro_rules! impl_store {
                 })
             }
 
+            #[tracing::instrument(level = "debug", name = "store.revoke", skip_all, fields(backend = $backend.as_str(), revocations = revocations.len()))]
             async fn revoke(
                 &self,
                 revocations: &[$crate::Revocation],
@@ -561,11 +697,26 @@ macro_rules! impl_store {
                 }
                 let revocations = revocations.to_vec();
                 self.write(move |c| {
-                    Box::pin(async move { Self::revoke_in(c, &revocations, None).await })
+                    Box::pin(async move { Self::revoke_in(c, &revocations, None, None).await })
                 })
                 .await
             }
 
+            #[tracing::instrument(level = "debug", name = "store.revoke_batch", skip_all, fields(backend = $backend.as_str(), revocations = revocations.len()))]
+            async fn revoke_batch(
+                &self,
+                revocations: Vec<$crate::Revocation>,
+                mut joiners: $crate::store::Joiners,
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                self.write(move |c| {
+                    Box::pin(async move {
+                        Self::revoke_in(c, &revocations, None, Some(&mut joiners)).await
+                    })
+                })
+                .await
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.restore", skip_all, fields(backend = $backend.as_str(), scope = scope.as_str()))]
             async fn restore(
                 &self,
                 scope: $crate::Scope,
@@ -616,6 +767,7 @@ macro_rules! impl_store {
                 .await
             }
 
+            #[tracing::instrument(level = "debug", name = "store.rotate", skip_all, fields(backend = $backend.as_str(), new_tokens = new_tokens.len()))]
             async fn rotate(
                 &self,
                 old_jti: &str,
@@ -668,6 +820,7 @@ macro_rules! impl_store {
                             c,
                             std::slice::from_ref(&revocation),
                             Some((family_key.as_str(), old_jti.as_str())),
+                            None,
                         )
                         .await?;
                         Ok($crate::store::Rotation::Reused { fid, events })
@@ -676,6 +829,7 @@ macro_rules! impl_store {
                 .await
             }
 
+            #[tracing::instrument(level = "debug", name = "store.snapshot", skip_all, fields(backend = $backend.as_str(), cursor = tracing::field::Empty, revocations = tracing::field::Empty))]
             async fn snapshot(&self, now: i64) -> $crate::Result<$crate::store::Snapshot> {
                 use sqlx::Row;
                 // Cursor first: with events committed in id order, every event up to it is
@@ -707,9 +861,13 @@ macro_rules! impl_store {
                         revoked_at: row.try_get("revoked_at")?,
                     });
                 }
+                let span = tracing::Span::current();
+                span.record("cursor", cursor);
+                span.record("revocations", revocations.len());
                 Ok($crate::store::Snapshot { cursor, revocations })
             }
 
+            #[tracing::instrument(level = "debug", name = "store.events_after", skip_all, fields(backend = $backend.as_str(), cursor, limit, events = tracing::field::Empty))]
             async fn events_after(
                 &self,
                 cursor: i64,
@@ -724,6 +882,7 @@ macro_rules! impl_store {
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?;
+                tracing::Span::current().record("events", rows.len());
                 rows.iter().map(Self::decode_event).collect()
             }
 
@@ -762,6 +921,7 @@ macro_rules! impl_store {
                 self.listen_impl().await
             }
 
+            #[tracing::instrument(level = "debug", name = "store.prune", skip_all, fields(backend = $backend.as_str(), now, retention))]
             async fn prune(
                 &self,
                 now: i64,
@@ -801,3 +961,61 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Revocation, Scope};
+
+    fn rev(scope: Scope, key: &str) -> Revocation {
+        Revocation {
+            scope,
+            key: key.into(),
+            cutoff: None,
+            expires_at: None,
+            reason: None,
+            actor: None,
+            revoked_at: 0,
+        }
+    }
+
+    #[test]
+    fn rounds_split_repeated_keys_and_sort_each_round() {
+        let rows = [
+            rev(Scope::Jti, "b"),
+            rev(Scope::Subject, "a"),
+            rev(Scope::Jti, "b"),
+            rev(Scope::Jti, "a"),
+            rev(Scope::Jti, "b"),
+            rev(Scope::Subject, "b"),
+            rev(Scope::Subject, "a"),
+        ];
+        assert_eq!(
+            upsert_rounds(&rows),
+            vec![vec![3, 0, 1, 5], vec![2, 6], vec![4]]
+        );
+        assert!(upsert_rounds(&[]).is_empty());
+    }
+
+    #[test]
+    fn sqlite_chunks_are_powers_of_two_up_to_the_cap() {
+        let sizes = |n| sqlite_chunks(n).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(13), [8, 4, 1]);
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        for n in 0..600 {
+            assert_eq!(sizes(n).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn multi_row_sql_numbers_placeholders_in_order() {
+        assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        let sql = sqlite_insert_events(2);
+        assert!(sql.contains("($9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"), "{sql}");
+        let sql = sqlite_upsert_revocations(1);
+        assert!(sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT"), "{sql}");
+    }
+}

@@ -2,8 +2,9 @@
 
 use super::sql::{impl_store, Dialect};
 use super::Backend;
-use crate::{Error, Result};
+use crate::{Error, Event, Result, Revocation};
 use futures_util::future::BoxFuture;
+use tracing::Instrument;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
@@ -87,29 +88,87 @@ impl SqliteStore {
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let task = tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-            match f(&mut conn).await {
-                Ok(v) => match sqlx::query("COMMIT").execute(&mut *conn).await {
-                    Ok(_) => Ok(v),
+        let task = tokio::spawn(
+            async move {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                match f(&mut conn).await {
+                    Ok(v) => match sqlx::query("COMMIT").execute(&mut *conn).await {
+                        Ok(_) => Ok(v),
+                        Err(e) => {
+                            rollback_or_discard(conn).await;
+                            Err(e.into())
+                        }
+                    },
                     Err(e) => {
                         rollback_or_discard(conn).await;
-                        Err(e.into())
+                        Err(e)
                     }
-                },
-                Err(e) => {
-                    rollback_or_discard(conn).await;
-                    Err(e)
                 }
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
         task.await
             .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
     }
 
     async fn listen_impl(&self) -> Result<Option<Box<dyn super::ChangeFeed>>> {
         Ok(None)
+    }
+
+    /// Upserts revocations with distinct (scope, key), a multi-row statement per chunk;
+    /// returns each row as it now stands.
+    async fn upsert_revocations(
+        c: &mut SqliteConnection,
+        rows: &[&Revocation],
+    ) -> Result<Vec<(String, String, Option<i64>, Option<i64>)>> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut rest = rows;
+        for size in super::sql::sqlite_chunks(rows.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let sql = super::sql::sqlite_upsert_revocations(size);
+            let mut q = sqlx::query_as::<_, (String, String, Option<i64>, Option<i64>)>(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.scope.as_str())
+                    .bind(r.key.as_str())
+                    .bind(r.cutoff)
+                    .bind(r.expires_at)
+                    .bind(r.reason.as_deref())
+                    .bind(r.actor.as_deref())
+                    .bind(r.revoked_at);
+            }
+            out.extend(q.fetch_all(&mut *c).await?);
+        }
+        Ok(out)
+    }
+
+    /// Appends `events` with multi-row statements and sets their ids, which follow the
+    /// slice order (the write lock is held, and rows are inserted in `VALUES` order). Nothing
+    /// to announce: SQLite readers poll.
+    async fn insert_events(c: &mut SqliteConnection, events: &mut [Event]) -> Result<()> {
+        let mut done = 0;
+        for size in super::sql::sqlite_chunks(events.len()) {
+            let chunk = &mut events[done..done + size];
+            done += size;
+            let sql = super::sql::sqlite_insert_events(size);
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for e in chunk.iter() {
+                q = q
+                    .bind(e.at_ms)
+                    .bind(e.kind.as_str())
+                    .bind(e.scope.as_str())
+                    .bind(e.key.as_str())
+                    .bind(e.cutoff)
+                    .bind(e.expires_at)
+                    .bind(e.reason.as_deref())
+                    .bind(e.actor.as_deref());
+            }
+            let mut ids = q.fetch_all(&mut *c).await?;
+            super::sql::assign_ids(chunk, &mut ids)?;
+        }
+        Ok(())
     }
 
     async fn before_events(_c: &mut SqliteConnection) -> Result<()> {

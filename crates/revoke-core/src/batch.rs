@@ -1,0 +1,352 @@
+//! Group commit: concurrent [`Engine::revoke`](crate::Engine::revoke) calls on one engine share
+//! one transaction.
+//!
+//! Every caller hands its resolved [`Revocation`] to a queue and waits on a oneshot. One writer
+//! task per engine takes whatever is waiting (up to [`MAX_BATCH`]), commits it with one
+//! [`Store::revoke_batch`] (one transaction: multi-row upserts and one multi-row event insert,
+//! under the PostgreSQL event lock exactly as a single revocation; revocations that arrive
+//! while the transaction is being opened join it), applies the events to the local set
+//! through the sync apply path (in id order), and only then answers each caller with its own
+//! event. A failed commit is an error for every caller of that batch; nothing of it is
+//! written, since it was one transaction.
+//!
+//! With fsync on, a commit costs about a disk flush whatever it holds, and on PostgreSQL the
+//! event lock serializes commits across instances: batching is what lets write throughput grow
+//! with concurrency instead of being capped at one flush per revocation.
+
+use crate::store::{Joiners, Store};
+use crate::sync::Syncer;
+use crate::{Error, Event, Result, Revocation};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most revocations one transaction takes. Bounds the statement sizes and the time one
+/// batch holds the event lock; anything beyond waits for the next batch.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// One caller's revocation and where its answer goes.
+struct Job {
+    rev: Revocation,
+    reply: oneshot::Sender<Result<Event>>,
+}
+
+/// The queue in front of an engine's writer task. The task is started on first use, on the
+/// runtime of that caller, and started again if its runtime went away; it ends when the
+/// engine (the last sender) is dropped.
+pub(crate) struct Batcher {
+    store: Arc<dyn Store>,
+    sync: Arc<Syncer>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+}
+
+impl Batcher {
+    pub(crate) fn new(store: Arc<dyn Store>, sync: Arc<Syncer>) -> Self {
+        Self {
+            store,
+            sync,
+            queue: Mutex::new(None),
+        }
+    }
+
+    /// Commits `rev` (together with whatever other revocations are waiting), applies it to the
+    /// set and returns its event; or the error that made its batch fail.
+    pub(crate) async fn revoke(&self, rev: Revocation) -> Result<Event> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Job { rev, reply })?;
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::Invalid(
+                "the revocation writer stopped before answering".into(),
+            ))
+        })
+    }
+
+    fn enqueue(&self, job: Job) -> Result<()> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match queue.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                // The writer's runtime was shut down: start a new writer on ours.
+                Err(mpsc::error::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Invalid("revocations need a Tokio runtime".into()))?;
+        handle.spawn(write_loop(rx, self.store.clone(), self.sync.clone()));
+        // A fresh channel with its receiver alive: this send cannot fail.
+        let _ = tx.send(job);
+        *queue = Some(tx);
+        Ok(())
+    }
+}
+
+/// How long the writer may wait for callers it expects before it opens a transaction.
+const MAX_LINGER: Duration = Duration::from_millis(1);
+
+/// The writer: one batch at a time, in arrival order.
+///
+/// A batch is what is waiting when the writer comes round, plus what arrives while its
+/// transaction is being opened (`Store::revoke_batch` asks the joiners right before the first
+/// row is written). Under load, when the last transaction took at least twice
+/// [`MAX_LINGER`], the writer also waits up to [`MAX_LINGER`] for as many callers as were in
+/// flight around the last batch: callers answered by one batch come back with their next
+/// revocation a moment later, and without the wait every other batch would carry only the
+/// stragglers. An idle engine never waits (one caller is expected), and the wait is at most
+/// half of what a transaction costs at that moment.
+async fn write_loop(
+    rx: mpsc::UnboundedReceiver<Job>,
+    store: Arc<dyn Store>,
+    sync: Arc<Syncer>,
+) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut expected = 1usize;
+    let mut linger = false;
+    loop {
+        {
+            let mut queue = rx.lock().await;
+            if queue.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+                // Every sender (the engine) is gone.
+                break;
+            }
+            if linger && jobs.len() < expected {
+                let deadline = tokio::time::Instant::now() + MAX_LINGER;
+                while jobs.len() < expected {
+                    let want = expected - jobs.len();
+                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut jobs, want)).await
+                    {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+        let started = tokio::time::Instant::now();
+        let size = commit(&mut jobs, &rx, store.as_ref(), &sync).await;
+        linger = started.elapsed() >= 2 * MAX_LINGER;
+        expected = (size + rx.lock().await.len()).clamp(1, MAX_BATCH);
+    }
+}
+
+/// Commits one batch (`jobs` and whatever joins it), answers every caller in it, and returns
+/// its size.
+async fn commit(
+    jobs: &mut Vec<Job>,
+    rx: &Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    store: &dyn Store,
+    sync: &Syncer,
+) -> usize {
+    // Callers that gave up are still committed, as a single revocation would have been: a
+    // revocation that was asked for is never silently dropped.
+    let revs: Vec<Revocation> = jobs.iter().map(|j| j.rev.clone()).collect();
+    let joined = Arc::new(Mutex::new(Vec::new()));
+    let joiners: Joiners = {
+        let (rx, joined) = (rx.clone(), joined.clone());
+        let mut room = MAX_BATCH - jobs.len();
+        Box::new(move || {
+            let mut revs = Vec::new();
+            // The writer holds the queue only between batches, never while one is written.
+            let Ok(mut queue) = rx.try_lock() else {
+                return revs;
+            };
+            let mut joined = joined.lock().unwrap_or_else(|p| p.into_inner());
+            while room > 0 {
+                let Ok(job) = queue.try_recv() else { break };
+                revs.push(job.rev.clone());
+                joined.push(job);
+                room -= 1;
+            }
+            revs
+        })
+    };
+    let result = store.revoke_batch(revs, joiners).await;
+    // The joiners' events follow the others', in the order they were taken.
+    jobs.append(&mut joined.lock().unwrap_or_else(|p| p.into_inner()));
+    let size = jobs.len();
+    let outcome = match result {
+        Ok(events) if events.len() != size => Err(Error::Corrupt(format!(
+            "{size} revocations committed {} events",
+            events.len()
+        ))),
+        Ok(events) => sync.apply_committed(&events).await.map(|()| events),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(events) => {
+            for (job, event) in jobs.drain(..).zip(events) {
+                let _ = job.reply.send(Ok(event));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(batch = size, error = %e, "revocation batch failed");
+            let last = jobs.pop();
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(share(&e)));
+            }
+            if let Some(job) = last {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+    size
+}
+
+/// A copy of `e` for another caller of the same failed batch: the same variant, message and,
+/// for database errors, code, constraint and kind (errors are not `Clone`).
+pub(crate) fn share(e: &Error) -> Error {
+    match e {
+        Error::Database(e) => Error::Database(share_sqlx(e)),
+        Error::Migrate(e) => Error::Invalid(e.to_string()),
+        Error::Corrupt(s) => Error::Corrupt(s.clone()),
+        Error::Invalid(s) => Error::Invalid(s.clone()),
+        Error::Sign(e) => Error::Sign(e.kind().clone().into()),
+    }
+}
+
+fn share_sqlx(e: &sqlx::Error) -> sqlx::Error {
+    use sqlx::Error as E;
+    let text = |e: &dyn std::fmt::Display| -> Box<dyn std::error::Error + Send + Sync> {
+        e.to_string().into()
+    };
+    match e {
+        E::Configuration(s) => E::Configuration(text(s)),
+        E::Database(d) => E::Database(Box::new(SharedDbError::new(d.as_ref()))),
+        E::Io(io) => E::Io(std::io::Error::new(io.kind(), io.to_string())),
+        E::Tls(s) => E::Tls(text(s)),
+        E::Protocol(s) => E::Protocol(s.clone()),
+        E::RowNotFound => E::RowNotFound,
+        E::TypeNotFound { type_name } => E::TypeNotFound {
+            type_name: type_name.clone(),
+        },
+        E::ColumnIndexOutOfBounds { index, len } => E::ColumnIndexOutOfBounds {
+            index: *index,
+            len: *len,
+        },
+        E::ColumnNotFound(s) => E::ColumnNotFound(s.clone()),
+        E::ColumnDecode { index, source } => E::ColumnDecode {
+            index: index.clone(),
+            source: text(source),
+        },
+        E::Decode(s) => E::Decode(text(s)),
+        E::AnyDriverError(s) => E::AnyDriverError(text(s)),
+        E::PoolTimedOut => E::PoolTimedOut,
+        E::PoolClosed => E::PoolClosed,
+        E::WorkerCrashed => E::WorkerCrashed,
+        other => E::Protocol(other.to_string()),
+    }
+}
+
+/// A database error copied from another: what `DatabaseError` exposes, kept.
+#[derive(Debug)]
+struct SharedDbError {
+    message: String,
+    code: Option<String>,
+    constraint: Option<String>,
+    table: Option<String>,
+    kind: Kind,
+}
+
+/// `sqlx::error::ErrorKind`, which is not `Clone`.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Unique,
+    ForeignKey,
+    NotNull,
+    Check,
+    Other,
+}
+
+impl SharedDbError {
+    fn new(d: &dyn sqlx::error::DatabaseError) -> Self {
+        use sqlx::error::ErrorKind;
+        Self {
+            message: d.message().to_owned(),
+            code: d.code().map(|c| c.into_owned()),
+            constraint: d.constraint().map(str::to_owned),
+            table: d.table().map(str::to_owned),
+            kind: match d.kind() {
+                ErrorKind::UniqueViolation => Kind::Unique,
+                ErrorKind::ForeignKeyViolation => Kind::ForeignKey,
+                ErrorKind::NotNullViolation => Kind::NotNull,
+                ErrorKind::CheckViolation => Kind::Check,
+                _ => Kind::Other,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for SharedDbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SharedDbError {}
+
+impl sqlx::error::DatabaseError for SharedDbError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.as_deref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use sqlx::error::ErrorKind;
+        match self.kind {
+            Kind::Unique => ErrorKind::UniqueViolation,
+            Kind::ForeignKey => ErrorKind::ForeignKeyViolation,
+            Kind::NotNull => ErrorKind::NotNullViolation,
+            Kind::Check => ErrorKind::CheckViolation,
+            Kind::Other => ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_errors_keep_variant_and_message() {
+        let e = Error::Database(sqlx::Error::PoolClosed);
+        let s = share(&e);
+        assert!(matches!(s, Error::Database(sqlx::Error::PoolClosed)));
+        assert_eq!(s.to_string(), e.to_string());
+        let e = Error::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        )));
+        match share(&e) {
+            Error::Database(sqlx::Error::Io(io)) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset)
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Error::Invalid("bad".into());
+        assert_eq!(share(&e).to_string(), e.to_string());
+    }
+}
