@@ -9,7 +9,7 @@
 //! # Start-up
 //!
 //! [`Verifier::from_config`](crate::Verifier::from_config) fetches the set once before it
-//! returns, and fails with [`KeyError::JwksFetch`](crate::KeyError::JwksFetch) when that
+//! returns, and fails with [`KeyError::JwksFetch`] when that
 //! fetch fails: a verifier with no keys would reject every token. Then
 //! [`Verifier::spawn_jwks_refresh`](crate::Verifier::spawn_jwks_refresh) starts the
 //! refresher task; its [`JwksRefresher`] handle stops it.
@@ -246,7 +246,7 @@ impl RemoteJwks {
                 .redirect(redirect_policy())
                 .user_agent(concat!("revoke-core/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| invalid(&format!("cannot set up the JWKS HTTP client ({e})")))?;
+                .map_err(|e| invalid(&format!("jwks_url: cannot set up the HTTP client ({e})")))?;
             Ok(RemoteJwks {
                 url: url.to_owned(),
                 shown_url,

@@ -87,6 +87,11 @@ pub struct VerifierConfig {
     /// Claims every token must carry (any claim name; a JSON `null` counts as absent).
     /// Default `["exp", "jti"]`.
     pub required_claims: Vec<String>,
+    /// The claim that names a token's session family, read into [`Claims::fid`] for family
+    /// revocation. Identity providers name it differently: `"sid"` for Keycloak and OpenID
+    /// Connect session ids. With another name than `fid`, a token's own `fid` claim is
+    /// ignored (the configured one is authoritative). Default `"fid"`.
+    pub family_claim: String,
 }
 
 impl Default for VerifierConfig {
@@ -104,6 +109,7 @@ impl Default for VerifierConfig {
             audience: Vec::new(),
             leeway: 30,
             required_claims: vec!["exp".to_owned(), "jti".to_owned()],
+            family_claim: "fid".to_owned(),
         }
     }
 }
@@ -279,6 +285,8 @@ pub struct Verifier {
     audience: Vec<String>,
     leeway: i64,
     required: Vec<String>,
+    /// `family_claim` when it is not `fid`.
+    family_claim: Option<String>,
     /// Identity of this verifier (shared by its clones) for the per-thread cache of
     /// crypto verifiers; see [`with_crypto`].
     cache_id: Arc<()>,
@@ -301,6 +309,9 @@ impl Verifier {
         }
         if algorithms.is_empty() {
             return Err(KeyError::NoAlgorithms);
+        }
+        if config.family_claim.is_empty() {
+            return Err(KeyError::InvalidConfig("family_claim is empty".into()));
         }
         if config.required_claims.iter().any(|c| c.is_empty()) {
             return Err(KeyError::InvalidConfig(
@@ -370,6 +381,7 @@ impl Verifier {
             audience: config.audience.clone(),
             leeway: i64::try_from(config.leeway).unwrap_or(i64::MAX),
             required: config.required_claims.clone(),
+            family_claim: (config.family_claim != "fid").then(|| config.family_claim.clone()),
             cache_id: Arc::new(()),
         })
     }
@@ -399,6 +411,7 @@ impl Verifier {
             audience: Vec::new(),
             leeway: i64::try_from(defaults.leeway).unwrap_or(i64::MAX),
             required: defaults.required_claims,
+            family_claim: None,
             cache_id: Arc::new(()),
         }
     }
@@ -577,10 +590,13 @@ impl Verifier {
         }
 
         // Claims.
-        let claims = match self.claims_direct::<E>(&payload)? {
+        let mut claims = match self.claims_direct::<E>(&payload)? {
             Some(claims) => claims,
             None => self.claims_via_map::<E>(&payload)?,
         };
+        if let Some(name) = &self.family_claim {
+            claims.fid = string_member(&payload, name)?;
+        }
 
         if let Some(exp) = claims.exp {
             if exp.saturating_add(self.leeway) <= now {
@@ -942,6 +958,48 @@ fn decode_b64(part: &str) -> Result<Vec<u8>, VerifyError> {
 }
 
 /// A JSON object (UTF-8); anything else is `Malformed`.
+/// The string member `name` of the JSON object `bytes` (the last one when repeated, as in
+/// the map path), without building the object. `None` when absent or `null`; a member of
+/// another type is [`VerifyError::Malformed`].
+fn string_member(bytes: &[u8], name: &str) -> Result<Option<String>, VerifyError> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+    struct Member<'n>(&'n str);
+
+    impl<'de> Visitor<'de> for Member<'_> {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = map.next_value::<Option<String>>()?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Member<'_> {
+        type Value = Option<String>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Member(name)
+        .deserialize(&mut de)
+        .map_err(|_| VerifyError::Malformed)
+}
+
 fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, VerifyError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),

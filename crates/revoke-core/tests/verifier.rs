@@ -1130,3 +1130,63 @@ fn verifier_is_cheap_to_share_across_threads() {
         }
     });
 }
+
+#[test]
+fn a_configured_family_claim_names_the_session_family() {
+    let config = VerifierConfig {
+        family_claim: "sid".into(),
+        ..hs_config(&[Algorithm::HS256])
+    };
+    let verifier = Verifier::new(&config).expect("verifier");
+    let with_sid = |sid: Value| {
+        let mut c = good_claims();
+        c["sid"] = sid;
+        c["fid"] = json!("ignored-fid");
+        sign(Algorithm::HS256, &c, &hs_key())
+    };
+    // The configured claim is authoritative, the token's own `fid` is ignored.
+    let claims = verify(&verifier, &with_sid(json!("session-1"))).expect("valid");
+    assert_eq!(claims.fid.as_deref(), Some("session-1"));
+    assert_eq!(
+        claims.token_ref().fid,
+        Some("session-1"),
+        "family revocation keys on it"
+    );
+    let claims = verify(&verifier, &with_sid(Value::Null)).expect("valid");
+    assert_eq!(claims.fid, None);
+    let mut no_sid = good_claims();
+    no_sid["fid"] = json!("ignored-fid");
+    let claims = verify(&verifier, &sign(Algorithm::HS256, &no_sid, &hs_key())).expect("valid");
+    assert_eq!(claims.fid, None);
+    // Repeated: the last member wins, as everywhere else.
+    let token = craft_raw(
+        br#"{"alg":"HS256","typ":"JWT"}"#,
+        format!(
+            r#"{{"jti":"j","exp":{},"sid":"first","sid":"second"}}"#,
+            now() + 600
+        )
+        .as_bytes(),
+        Algorithm::HS256,
+        &hs_key(),
+    );
+    assert_eq!(
+        verify(&verifier, &token).expect("valid").fid.as_deref(),
+        Some("second")
+    );
+    assert_eq!(
+        verify(&verifier, &with_sid(json!(42))),
+        Err(VerifyError::Malformed)
+    );
+    // The default reads `fid` itself.
+    let default = Verifier::new(&hs_config(&[Algorithm::HS256])).expect("verifier");
+    let claims = verify(&default, &with_sid(json!("session-1"))).expect("valid");
+    assert_eq!(claims.fid.as_deref(), Some("ignored-fid"));
+    let empty = VerifierConfig {
+        family_claim: String::new(),
+        ..hs_config(&[Algorithm::HS256])
+    };
+    assert!(matches!(
+        Verifier::new(&empty),
+        Err(revoke_core::KeyError::InvalidConfig(_))
+    ));
+}

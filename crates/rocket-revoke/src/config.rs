@@ -108,6 +108,12 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `["exp", "jti"]`.
     pub required_claims: Vec<String>,
+    /// The claim that names a token's session family, for family revocation: `"sid"` for
+    /// Keycloak and OpenID Connect session ids. With another name than `fid`, a token's own
+    /// `fid` claim is ignored.
+    ///
+    /// _Default:_ `"fid"`.
+    pub family_claim: String,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
     /// Without it (and without `secret` for `HS*`) the app verifies only and
     /// [`Revoker::issue`](crate::Revoker::issue) fails.
@@ -221,6 +227,7 @@ impl Default for RevokeConfig {
             audience: Vec::new(),
             leeway: verifier.leeway,
             required_claims: verifier.required_claims,
+            family_claim: verifier.family_claim,
             private_key_pem: None,
             kid: None,
             access_ttl: issuer.access_ttl,
@@ -261,6 +268,7 @@ impl fmt::Debug for RevokeConfig {
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
             .field("required_claims", &self.required_claims)
+            .field("family_claim", &self.family_claim)
             .field("private_key_pem", &self.private_key_pem)
             .field("kid", &self.kid)
             .field("access_ttl", &self.access_ttl)
@@ -442,6 +450,7 @@ impl RevokeConfig {
             audience: self.audience.clone(),
             leeway: self.leeway,
             required_claims: self.required_claims.clone(),
+            family_claim: self.family_claim.clone(),
         }
     }
 
@@ -506,7 +515,17 @@ impl RevokeConfig {
             KeyError::BadJwks { .. } => "jwks_file",
             KeyError::JwksFetch { .. } => "jwks_url",
             KeyError::EmptySecret => "secret",
-            KeyError::InvalidConfig(_) => "required_claims",
+            // The verifier's messages start with the key they are about.
+            KeyError::InvalidConfig(reason) => [
+                "jwks_url",
+                "jwks_refresh_secs",
+                "jwks_min_refresh_interval_secs",
+                "jwks_timeout_secs",
+                "family_claim",
+            ]
+            .into_iter()
+            .find(|k| reason.starts_with(k))
+            .unwrap_or("required_claims"),
             _ => "algorithms",
         };
         ConfigError::Key { key, source }
