@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the end-to-end benchmarks of issue 5, in one run.
 //!
-//! Builds `bench_app` (tests/src/bin/bench_app.rs) in release mode and runs the guard
-//! microbenchmark, starts what it needs on 127.0.0.1 (bench_app instances on a temporary
+//! Builds `bench_app` (tests/src/bin/bench_app.rs) in release mode and runs the guard and
+//! revokectl frame-render microbenchmarks, starts what it needs on 127.0.0.1 (bench_app instances on a temporary
 //! SQLite file and on fresh PostgreSQL schemas; `redis-server` when nothing answers on
 //! 6379), drives them with `wrk`, stops everything it started and writes its section of
 //! docs/BENCHMARKS.md (between the `xtask bench` markers).
@@ -44,7 +44,7 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     pub pg_url: String,
-    /// Skip the release build and the guard microbenchmark (use what is built).
+    /// Skip the release build and the microbenchmarks (report what is built and measured).
     #[arg(long)]
     pub no_build: bool,
     /// Print the section instead of writing it into docs/BENCHMARKS.md.
@@ -77,6 +77,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "cargo",
             &["bench", "-p", "rocket-revoke", "--bench", "guard"],
         )?;
+        sh("cargo", &["bench", "-p", "revokectl", "--bench", "render"])?;
     }
     let binary = target_dir(&root).join("release").join("bench_app");
     ensure!(binary.exists(), "{} is missing", binary.display());
@@ -938,7 +939,17 @@ impl Report {
         let _ = writeln!(o, "\n### Revocation writes — {what} (load {})\n", load());
         let _ = writeln!(o, "| measurement | value | target |");
         let _ = writeln!(o, "| --- | --- | --- |");
-        let _ = writeln!(o, "| committed revocations/s (`POST /bench/revoke`, one transaction each, {} s) | {:.0} | {} |", w.secs, w.per_sec, if what.starts_with("PostgreSQL") { "≥ 5,000/s" } else { "–" });
+        let _ = writeln!(
+            o,
+            "| committed revocations/s (`POST /bench/revoke`, group commit, {} s) | {:.0} | {} |",
+            w.secs,
+            w.per_sec,
+            if what.starts_with("PostgreSQL") {
+                "≥ 5,000/s"
+            } else {
+                "–"
+            }
+        );
         let _ = writeln!(
             o,
             "| propagation A → B during the writes: p50 / p90 / p99 / max ({} samples, {} timeouts) | {:.1} / {:.1} / {:.1} / {:.1} ms | – |",
@@ -974,6 +985,7 @@ impl Report {
             }
         }
         let _ = writeln!(o, "\nTarget: `guard` ≤ 1.1× `decode_alone`.");
+        render_bench(o, target);
         Ok(())
     }
 
@@ -982,6 +994,47 @@ impl Report {
             "## End-to-end benchmarks (issue 5)\n\n{BEGIN}\n{}{END}\n",
             self.out
         )
+    }
+}
+
+/// The revokectl frame-render benchmark (criterion medians), next to the guard's.
+fn render_bench(o: &mut String, target: &Path) {
+    let dir = target.join("criterion").join("revokectl_render");
+    let read = |name: &str| -> Option<f64> {
+        let text =
+            std::fs::read_to_string(dir.join(name).join("new").join("estimates.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    let rows: Vec<(&str, &str, f64)> = [
+        (
+            "main_screen",
+            "main screen: 50 token rows, counts, sync status, a search being typed",
+        ),
+        ("revoke_dialog", "the same with the revoke dialog open"),
+        (
+            "first_frame",
+            "main screen into a fresh terminal (every cell drawn, as after a resize)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, what)| read(name).map(|t| (name, what, t)))
+    .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n### revokectl frame render (`cargo bench -p revokectl --bench render`, criterion median)\n"
+    );
+    let _ = writeln!(
+        o,
+        "One `Terminal::draw` of the TUI (layout, widgets, diff against the previous frame) into ratatui's `TestBackend`, 200×50 cells.\n"
+    );
+    let _ = writeln!(o, "| benchmark | frame | time |");
+    let _ = writeln!(o, "| --- | --- | --- |");
+    for (name, what, t) in rows {
+        let _ = writeln!(o, "| `{name}` | {what} | {:.0} µs |", t / 1e3);
     }
 }
 

@@ -82,24 +82,21 @@ impl Batcher {
     }
 }
 
-/// How long the writer may wait for callers it expects before it opens a transaction.
+/// How long the writer may wait for callers it expects before it commits (Tokio's timer
+/// rounds it up to its next millisecond tick).
 const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// The writer: one batch at a time, in arrival order.
 ///
 /// A batch is what is waiting when the writer comes round, plus what arrives while its
 /// transaction is being opened (`Store::revoke_batch` asks the joiners right before the first
-/// row is written). Under load, when the last transaction took at least twice
-/// [`MAX_LINGER`], the writer also waits up to [`MAX_LINGER`] for as many callers as were in
-/// flight around the last batch: callers answered by one batch come back with their next
-/// revocation a moment later, and without the wait every other batch would carry only the
-/// stragglers. An idle engine never waits (one caller is expected), and the wait is at most
-/// half of what a transaction costs at that moment.
-async fn write_loop(
-    rx: mpsc::UnboundedReceiver<Job>,
-    store: Arc<dyn Store>,
-    sync: Arc<Syncer>,
-) {
+/// row is written). Under load, when the last batch took at least twice [`MAX_LINGER`], the
+/// writer also waits up to [`MAX_LINGER`] for as many callers as were in flight around the
+/// last batch: callers answered by one batch come back with their next revocation a moment
+/// later, and without the wait every other batch would carry only the stragglers (half the
+/// callers per transaction, and transactions are what the event lock serializes). The wait
+/// ends as soon as they are all there; an engine with one caller at a time never waits.
+async fn write_loop(rx: mpsc::UnboundedReceiver<Job>, store: Arc<dyn Store>, sync: Arc<Syncer>) {
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut expected = 1usize;

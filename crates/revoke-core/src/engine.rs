@@ -380,13 +380,13 @@ impl Engine {
             }
             let woke = async {
                 match feed.as_mut() {
-                    Some(f) => f.recv().await,
+                    Some(f) => f.recv_upto().await,
                     None => std::future::pending().await,
                 }
             };
             enum Woke {
                 Stop,
-                Feed(Result<()>),
+                Feed(Result<Option<i64>>),
                 Timer,
             }
             let woke = tokio::select! {
@@ -394,18 +394,25 @@ impl Engine {
                 r = woke => Woke::Feed(r),
                 _ = tokio::time::sleep(poll) => Woke::Timer,
             };
-            match woke {
+            let read = match woke {
                 Woke::Stop => break,
                 Woke::Feed(Err(e)) => {
                     tracing::warn!(error = %e, "change feed lost; polling until it is back");
                     feed = None;
                     self.inner.sync.set_listening(false);
                     next_feed_attempt = tokio::time::Instant::now() + Duration::from_secs(1);
+                    true
                 }
-                Woke::Feed(Ok(())) | Woke::Timer => {}
-            }
-            if let Err(e) = self.inner.sync.catch_up().await {
-                tracing::warn!(error = %e, "revocation sync failed; serving the last synced set");
+                // Announces events already applied (this engine's own writes, or ones an
+                // earlier read caught): nothing to read. Every commit that appends events
+                // announces its own last id, so nothing is missed.
+                Woke::Feed(Ok(Some(upto))) => upto > self.inner.sync.cursor(),
+                Woke::Feed(Ok(None)) | Woke::Timer => true,
+            };
+            if read {
+                if let Err(e) = self.inner.sync.catch_up().await {
+                    tracing::warn!(error = %e, "revocation sync failed; serving the last synced set");
+                }
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + prune_every;

@@ -3,8 +3,8 @@
 //! # Design
 //!
 //! * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
-//!   cut-off) and families each live in their own open-addressing [`Table`]. The four tables and
-//!   the global cut-off form one [`Snapshot`] published through an [`ArcSwap`] (so
+//!   cut-off) and families each live in their own open-addressing `Table`. The four tables and
+//!   the global cut-off form one `Snapshot` published through an [`ArcSwap`] (so
 //!   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
 //!   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
 //!   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
@@ -27,8 +27,8 @@
 //!   so a miss usually touches only the compact control array (about 1.2 bytes per entry) and
 //!   compares a key only when a tag matches (about 1 in 254 per occupied slot). Group indexes
 //!   use multiply-shift range reduction, so the number of groups is not a power of two and the
-//!   load factor can be chosen freely: tables are rebuilt at [`MAX_LOAD`] occupancy to
-//!   [`TARGET_LOAD`], which keeps a UUID entry between about 25 and 39 heap bytes
+//!   load factor can be chosen freely: tables are rebuilt at `MAX_LOAD` occupancy to
+//!   `TARGET_LOAD`, which keeps a UUID entry between about 25 and 39 heap bytes
 //!   (16 key + 1 control + 4 writer-side expiry bytes per slot).
 //! * **Torn reads cannot happen.** A reader reads a slot's two key words only after it has
 //!   loaded (with `Acquire`) a control word in which that slot carries a tag; the writer stored

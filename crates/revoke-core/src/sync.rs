@@ -79,6 +79,13 @@ impl Syncer {
         f(&mut guard);
     }
 
+    /// Highest event id applied to the set.
+    pub(crate) fn cursor(&self) -> i64 {
+        self.status
+            .lock()
+            .map_or_else(|p| p.into_inner().cursor, |s| s.cursor)
+    }
+
     pub(crate) fn set_listening(&self, on: bool) {
         self.with_status(|s| s.listening = on);
     }

@@ -800,7 +800,10 @@ async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db:
     let mut ids = HashSet::new();
     for (scope, key, ev) in &results {
         assert!(ids.insert(ev.id), "event id {} given twice", ev.id);
-        assert_eq!((ev.kind, ev.scope, &ev.key), (EventKind::Revoke, *scope, key));
+        assert_eq!(
+            (ev.kind, ev.scope, &ev.key),
+            (EventKind::Revoke, *scope, key)
+        );
         // Written through before the call returned.
         assert_eq!(
             writer.check(&covered(*scope, key, ev.cutoff)),
@@ -833,7 +836,10 @@ async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db:
         .map(|r| (r.scope, r.key.as_str()))
         .collect();
     for (scope, key, _) in &results {
-        assert!(in_db.contains(&(*scope, key.as_str())), "{scope} {key} not in the database");
+        assert!(
+            in_db.contains(&(*scope, key.as_str())),
+            "{scope} {key} not in the database"
+        );
     }
     let subject = snap
         .revocations
@@ -863,7 +869,7 @@ async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db:
 /// takes them all: SQLite's write lock, or PostgreSQL's event lock.
 enum Gate {
     Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
+    Postgres(Box<sqlx::PgConnection>),
 }
 
 impl Gate {
@@ -872,7 +878,10 @@ impl Gate {
         match db {
             TestDb::Sqlite { url, .. } => {
                 let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
                 Gate::Sqlite(c)
             }
             TestDb::Postgres { url, .. } => {
@@ -882,7 +891,7 @@ impl Gate {
                     .execute(&mut c)
                     .await
                     .unwrap();
-                Gate::Postgres(c)
+                Gate::Postgres(Box::new(c))
             }
         }
     }
@@ -897,7 +906,7 @@ impl Gate {
             Gate::Postgres(mut c) => {
                 sqlx::query("SELECT pg_advisory_unlock($1)")
                     .bind(revoke_core::store::EVENT_LOCK)
-                    .execute(&mut c)
+                    .execute(&mut *c)
                     .await
                     .unwrap();
                 c.close().await.unwrap();
@@ -964,7 +973,10 @@ async fn repeated_keys_in_one_batch_behave_as_one_after_the_other(db: &TestDb) {
     // one's, in request order.
     assert!(events.iter().all(|ev| ev.at_ms == events[0].at_ms));
     assert!(events[0].id > gate.id);
-    assert!(events.windows(2).all(|w| w[0].id + 1 == w[1].id), "{events:?}");
+    assert!(
+        events.windows(2).all(|w| w[0].id + 1 == w[1].id),
+        "{events:?}"
+    );
     let got: Vec<_> = events
         .iter()
         .map(|ev| (ev.scope, ev.key.as_str(), ev.cutoff, ev.expires_at))
@@ -992,7 +1004,10 @@ async fn repeated_keys_in_one_batch_behave_as_one_after_the_other(db: &TestDb) {
         .iter()
         .find(|r| r.scope == Scope::Subject && r.key == "u")
         .unwrap();
-    assert_eq!((u.cutoff, u.expires_at), (Some(now - 50), Some(now - 50 + ttl)));
+    assert_eq!(
+        (u.cutoff, u.expires_at),
+        (Some(now - 50), Some(now - 50 + ttl))
+    );
     let k = snap
         .revocations
         .iter()
@@ -1116,4 +1131,3 @@ async fn a_failed_batch_fails_every_caller_and_writes_nothing(db: &TestDb) {
     assert!(ev.id > last);
     assert_eq!(e.check(&covered(Scope::Jti, "a1", None)), Some(Scope::Jti));
 }
-

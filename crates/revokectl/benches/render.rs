@@ -27,7 +27,14 @@ const H: u16 = 50;
 const ROWS: usize = 50;
 
 fn row(i: usize) -> TokenInfo {
-    let subs = ["alice", "bob", "carol", "user-000042", "user-000777", "svc-billing"];
+    let subs = [
+        "alice",
+        "bob",
+        "carol",
+        "user-000042",
+        "user-000777",
+        "svc-billing",
+    ];
     let labels = [
         "Firefox on Linux",
         "Safari on iPhone",
@@ -55,7 +62,11 @@ fn row(i: usize) -> TokenInfo {
     };
     TokenInfo {
         token: TokenRecord {
-            jti: format!("{:08x}-7c1d-4e2a-9b3f-{:012x}", 0x9e37_79b9u32.wrapping_mul(i as u32 + 1), i * 7919),
+            jti: format!(
+                "{:08x}-7c1d-4e2a-9b3f-{:012x}",
+                0x9e37_79b9u32.wrapping_mul(i as u32 + 1),
+                i * 7919
+            ),
             sub: subs[i % subs.len()].into(),
             fid: (kind != TokenKind::External).then(|| format!("fam-{:04}", i / 3)),
             kind,
@@ -63,11 +74,15 @@ fn row(i: usize) -> TokenInfo {
             exp,
             label: (i % 6 != 5).then(|| labels[i % labels.len()].into()),
         },
-        last_seen: (i % 4 != 0).then_some(iat + 30),
+        last_seen: (!i.is_multiple_of(4)).then_some(iat + 30),
         spent_at: None,
         status,
         revocation: revoked.then(|| RevocationInfo {
-            scope: if i % 2 == 0 { Scope::Jti } else { Scope::Family },
+            scope: if i.is_multiple_of(2) {
+                Scope::Jti
+            } else {
+                Scope::Family
+            },
             revoked_at: NOW - 120,
             reason: Some("stolen laptop".into()),
             actor: Some("ops:alice".into()),

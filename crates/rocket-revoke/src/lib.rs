@@ -2,6 +2,49 @@
 //! checking an in-memory revocation set, kept in sync with the app's SQLite or PostgreSQL
 //! database.
 //!
+//! ```rust
+//! use rocket::http::{Header, Status};
+//! use rocket::local::asynchronous::Client;
+//! use rocket::{get, routes};
+//! use rocket_db_pools::{sqlx, Database};
+//! use rocket_revoke::{Authenticated, Revoke, Revoker};
+//!
+//! #[derive(Database)]
+//! #[database("revoke")]
+//! struct Db(sqlx::SqlitePool);
+//!
+//! #[get("/me")]
+//! fn me(user: Authenticated) -> String {
+//!     format!("hello {}", user.sub.as_deref().unwrap_or("?"))
+//! }
+//!
+//! # rocket::execute(async {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
+//! let figment = rocket::Config::figment()
+//!     .merge(("databases.revoke.url", url))
+//!     .merge(("revoke.secret", "a long random string, at least 32 bytes of it"));
+//! let rocket = rocket::custom(figment)
+//!     .attach(Db::init())
+//!     .attach(Revoke::<Db>::fairing())
+//!     .mount("/", routes![me]);
+//! let client = Client::tracked(rocket).await.unwrap();
+//! let revoker = client.rocket().state::<Revoker>().unwrap();
+//!
+//! let pair = revoker.issue("alice", None).await.unwrap();
+//! let bearer = Header::new("Authorization", format!("Bearer {}", pair.access_token));
+//! let res = client.get("/me").header(bearer.clone()).dispatch().await;
+//! assert_eq!(res.into_string().await.as_deref(), Some("hello alice"));
+//!
+//! // Log alice out everywhere: the next request is a 401, with no I/O on the request path.
+//! revoker.revoke_subject("alice", Some("laptop stolen"), None).await.unwrap();
+//! let res = client.get("/me").header(bearer).dispatch().await;
+//! assert_eq!(res.status(), Status::Unauthorized);
+//! # });
+//! ```
+//!
+//! In an app, attach the fairing after the database and mount the routes you want:
+//!
 //! ```rust,no_run
 //! use rocket::{get, launch, routes};
 //! use rocket_db_pools::{sqlx, Database};
@@ -23,6 +66,7 @@
 //!         .attach(Revoke::<Db>::fairing())
 //!         .mount("/", routes![me])
 //!         .mount("/oauth", rocket_revoke::oauth_routes())
+//!         .mount("/", rocket_revoke::metrics_route())
 //! }
 //! ```
 //!

@@ -12,7 +12,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-pub use postgres::{PgStore, EVENT_LOCK};
+pub use postgres::{PgStore, CHANNEL, EVENT_LOCK};
 pub use sqlite::SqliteStore;
 
 /// Which database a store talks to.
@@ -219,6 +219,13 @@ pub trait ChangeFeed: Send {
     /// Waits for the next notification. An error means the feed is broken; sync falls back
     /// to polling and asks for a new feed later.
     async fn recv(&mut self) -> Result<()>;
+
+    /// Like [`ChangeFeed::recv`], and returns the highest event id the notification
+    /// announces when it says (PostgreSQL's payload): sync skips reading the log when it has
+    /// applied that id already, as it has for its own writes. The default announces nothing.
+    async fn recv_upto(&mut self) -> Result<Option<i64>> {
+        self.recv().await.map(|()| None)
+    }
 }
 
 /// Durable storage for the registry, revocations and the event log.

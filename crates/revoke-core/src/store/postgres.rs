@@ -2,13 +2,13 @@
 
 use super::sql::{impl_store, Dialect};
 use super::Backend;
-use crate::{Error, Event, Result, Revocation};
+use crate::{Error, Event, EventKind, Result, Revocation};
 use futures_util::future::BoxFuture;
-use tracing::Instrument;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
-use sqlx::{PgConnection, Postgres};
+use sqlx::{Acquire, PgConnection, Postgres};
+use tracing::Instrument;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Key of the advisory lock that orders event ids with commits: every transaction that
 /// appends events takes it (transaction-level) just before the append and holds it until
@@ -50,7 +50,7 @@ impl PgStore {
         &self.pool
     }
 
-    /// A listener on [`CHANNEL`] from this pool's settings (same schema search path).
+    /// A listener on [`CHANNEL`](super::CHANNEL) from this pool's settings (same schema search path).
     pub async fn listener(&self) -> Result<PgListener> {
         let mut l = PgListener::connect_with(&self.pool).await?;
         l.listen(CHANNEL).await?;
@@ -82,6 +82,82 @@ impl PgStore {
             .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
     }
 
+    /// Commits a revocation batch on its own task. Distinct keys (the usual case) take one
+    /// statement that commits itself ([`super::sql::PG_REVOKE_BATCH`]); a batch that repeats a
+    /// key takes a transaction of one upsert per round ([`Self::revoke_in`]). `joiners` are
+    /// asked once a connection is ready, just before anything is written.
+    async fn revoke_rows(
+        &self,
+        revocations: Vec<Revocation>,
+        joiners: Option<super::Joiners>,
+    ) -> Result<Vec<Event>> {
+        let pool = self.pool.clone();
+        let task = tokio::spawn(
+            async move {
+                let mut conn = pool.acquire().await?;
+                let mut revocations = revocations;
+                if let Some(mut joiners) = joiners {
+                    revocations.extend(joiners());
+                }
+                let rows = super::sql::checked_rows(revocations.into_iter())?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if super::sql::upsert_rounds(&rows).len() > 1 {
+                    let mut tx = conn.begin().await?;
+                    let events = Self::revoke_in(&mut tx, &rows, None, None).await?;
+                    tx.commit().await?;
+                    return Ok(events);
+                }
+                Self::revoke_one_statement(&mut conn, rows).await
+            }
+            .instrument(tracing::Span::current()),
+        );
+        task.await
+            .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+    }
+
+    /// [`super::sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, key).
+    async fn revoke_one_statement(
+        c: &mut PgConnection,
+        rows: Vec<Revocation>,
+    ) -> Result<Vec<Event>> {
+        let n = rows.len();
+        let at_ms = crate::now_ms();
+        let refs: Vec<&Revocation> = rows.iter().collect();
+        let written: Vec<(i64, Option<i64>, Option<i64>)> =
+            bind_revocations(sqlx::query_as(super::sql::PG_REVOKE_BATCH), &refs)
+                .bind(at_ms)
+                .bind(CHANNEL)
+                .bind(EVENT_LOCK)
+                .fetch_all(&mut *c)
+                .await?;
+        drop(refs);
+        // Committed already: a mismatch here is a bug, reported rather than claimed a success.
+        if written.len() != n {
+            return Err(Error::Corrupt(format!(
+                "{n} revocations committed {} events",
+                written.len()
+            )));
+        }
+        // Ids were drawn in input order, so the k-th id is the k-th revocation's.
+        Ok(rows
+            .into_iter()
+            .zip(written)
+            .map(|(r, (id, cutoff, expires_at))| Event {
+                id,
+                at_ms,
+                kind: EventKind::Revoke,
+                scope: r.scope,
+                key: r.key,
+                cutoff,
+                expires_at,
+                reason: r.reason,
+                actor: r.actor,
+            })
+            .collect())
+    }
+
     /// Serializes event appends until commit, so ids become visible in id order and a
     /// reader's cursor can never pass an id that commits later.
     async fn before_events(c: &mut PgConnection) -> Result<()> {
@@ -98,37 +174,11 @@ impl PgStore {
         c: &mut PgConnection,
         rows: &[&Revocation],
     ) -> Result<Vec<(String, String, Option<i64>, Option<i64>)>> {
-        let n = rows.len();
-        let (mut scope, mut key, mut cutoff, mut expires) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut reason, mut actor, mut at) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for r in rows {
-            scope.push(r.scope.as_str());
-            key.push(r.key.as_str());
-            cutoff.push(r.cutoff);
-            expires.push(r.expires_at);
-            reason.push(r.reason.as_deref());
-            actor.push(r.actor.as_deref());
-            at.push(r.revoked_at);
-        }
-        Ok(sqlx::query_as(super::sql::PG_UPSERT_REVOCATIONS)
-            .bind(scope)
-            .bind(key)
-            .bind(cutoff)
-            .bind(expires)
-            .bind(reason)
-            .bind(actor)
-            .bind(at)
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(
+            bind_revocations(sqlx::query_as(super::sql::PG_UPSERT_REVOCATIONS), rows)
+                .fetch_all(&mut *c)
+                .await?,
+        )
     }
 
     /// Takes the event lock, appends `events` (all of one `at_ms`), sets their ids, which
@@ -140,36 +190,31 @@ impl PgStore {
             return Ok(());
         };
         let at_ms = first.at_ms;
-        let n = events.len();
-        let (mut kind, mut scope, mut key, mut cutoff) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
+        let texts = |f: fn(&Event) -> &str| events.iter().map(f).collect::<Vec<_>>();
+        let (kind, scope, key) = (
+            texts(|e| e.kind.as_str()),
+            texts(|e| e.scope.as_str()),
+            texts(|e| e.key.as_str()),
         );
-        let (mut expires, mut reason, mut actor) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for e in events.iter() {
-            kind.push(e.kind.as_str());
-            scope.push(e.scope.as_str());
-            key.push(e.key.as_str());
-            cutoff.push(e.cutoff);
-            expires.push(e.expires_at);
-            reason.push(e.reason.as_deref());
-            actor.push(e.actor.as_deref());
-        }
         let mut ids: Vec<i64> = sqlx::query_scalar(super::sql::PG_INSERT_EVENTS)
             .bind(at_ms)
             .bind(kind)
             .bind(scope)
             .bind(key)
-            .bind(cutoff)
-            .bind(expires)
-            .bind(reason)
-            .bind(actor)
+            .bind(events.iter().map(|e| e.cutoff).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.expires_at).collect::<Vec<_>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.reason.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.actor.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .bind(CHANNEL)
             .bind(EVENT_LOCK)
             .fetch_all(&mut *c)
@@ -188,16 +233,35 @@ impl PgStore {
     }
 }
 
+/// A `query_as` on PostgreSQL.
+type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Binds revocations as the seven parallel arrays `$1..$7` (scope, key, cutoff, expires_at,
+/// reason, actor, revoked_at) that the `UNNEST` statements read.
+fn bind_revocations<'q, O>(q: PgQueryAs<'q, O>, rows: &[&'q Revocation]) -> PgQueryAs<'q, O> {
+    q.bind(rows.iter().map(|r| r.scope.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.cutoff).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.actor.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.revoked_at).collect::<Vec<_>>())
+}
+
 /// LISTEN on [`CHANNEL`].
 struct Feed(PgListener);
 
 #[async_trait::async_trait]
 impl super::ChangeFeed for Feed {
     async fn recv(&mut self) -> Result<()> {
+        self.recv_upto().await.map(|_| ())
+    }
+
+    async fn recv_upto(&mut self) -> Result<Option<i64>> {
         // `try_recv` reports a lost connection as `None` instead of silently reconnecting,
         // so sync knows notifications may have been missed and reads the log.
         match self.0.try_recv().await? {
-            Some(_) => Ok(()),
+            Some(n) => Ok(n.payload().parse().ok()),
             None => Err(Error::Invalid("notification connection lost".into())),
         }
     }

@@ -62,6 +62,33 @@ pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_l
      note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins) \
      SELECT ins.id FROM ins, note";
 
+/// PostgreSQL: a whole revocation batch with distinct (scope, key) pairs as one statement,
+/// committed on its own (no explicit transaction): upserts the rows (in (scope, key) order,
+/// so concurrent batches lock rows in one order), then takes the event lock, appends one event
+/// per row with the row as it now stands, in input order (`$8` is `at_ms`), and queues the
+/// NOTIFY (`$9` channel, `$10` lock key). Returns `(id, cutoff, expires_at)` by id.
+///
+/// The order inside the statement is forced by data dependencies: `lk` counts every row of
+/// `up` before it locks, and every event row is joined to `lk` (and sorted by input position)
+/// before it reaches the insert and draws an id. The statement commits when it ends, so the
+/// event lock is held for the event insert and the commit's flush only, with no round trip
+/// to the client in between.
+pub(super) const PG_REVOKE_BATCH: &str = concat!(
+    "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
+     $5::text[], $6::text[], $7::int8[]) \
+     WITH ORDINALITY AS t(scope, key, cutoff, expires_at, reason, actor, revoked_at, n)), \
+     up AS (INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at) \
+     SELECT scope, key, cutoff, expires_at, reason, actor, revoked_at FROM input ORDER BY scope, key",
+    upsert_revocation_tail!(),
+    "), lk AS (SELECT pg_advisory_xact_lock($10) FROM (SELECT count(*) FROM up) c), \
+     ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
+     SELECT $8, 'revoke', i.scope, i.key, up.cutoff, up.expires_at, i.reason, i.actor \
+     FROM lk, input i JOIN up ON up.scope = i.scope AND up.key = i.key \
+     ORDER BY i.n RETURNING id, cutoff, expires_at), \
+     note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins) \
+     SELECT ins.id, ins.cutoff, ins.expires_at FROM ins, note ORDER BY ins.id"
+);
+
 /// SQLite: upserts `rows` revocations with one multi-row `VALUES` (7 parameters a row). The
 /// (scope, key) pairs must be distinct, as on PostgreSQL, so both backends get the same rounds.
 pub(super) fn sqlite_upsert_revocations(rows: usize) -> String {
@@ -120,6 +147,26 @@ pub(super) fn sqlite_chunks(mut n: usize) -> impl Iterator<Item = usize> {
         n -= size;
         Some(size)
     })
+}
+
+/// Checks revocations before anything is written (every scope but global needs a key) and
+/// normalizes them (a global revocation's key is empty).
+pub(super) fn checked_rows(
+    revocations: impl Iterator<Item = crate::Revocation>,
+) -> crate::Result<Vec<crate::Revocation>> {
+    revocations
+        .map(|mut r| {
+            if r.scope == crate::Scope::Global {
+                r.key.clear();
+            } else if r.key.is_empty() {
+                return Err(crate::Error::Invalid(format!(
+                    "a {} revocation needs a key",
+                    r.scope
+                )));
+            }
+            Ok(r)
+        })
+        .collect()
 }
 
 /// Gives `events` the ids one multi-row insert returned: sorted, since `RETURNING` may list
@@ -372,7 +419,9 @@ fn prefix_cond(
 /// Implements [`Store`](super::Store) for a backend struct that provides:
 /// `self.pool`, `async fn write(&self, f)` (one transaction, started so that it holds the
 /// write lock it needs), `async fn before_events(c)` and `async fn after_events(c, last_id)`,
-/// and the two multi-row writes of a revocation batch: `async fn upsert_revocations(c, rows)`
+/// `async fn revoke_rows(&self, revocations, joiners)` (commits a revocation batch, normally
+/// through `revoke_in`), and the two multi-row writes of `revoke_in`:
+/// `async fn upsert_revocations(c, rows)`
 /// (distinct (scope, key) pairs; returns `(scope, key, cutoff, expires_at)` of each row as it
 /// now stands, in any order) and `async fn insert_events(c, events)` (takes the event lock as
 /// `before_events` would, appends the events, sets their ids, ascending in slice order, and
@@ -478,10 +527,10 @@ macro_rules! impl_store {
             /// given order (then the reuse event of `extra`); the caller owns the transaction.
             ///
             /// Multi-row statements: one upsert per round of distinct keys (almost always one;
-            /// see `sql::upsert_rounds`) and one event insert, so a
-            /// batch costs a few statements, not two per revocation. The result equals
-            /// applying the revocations one by one: each event carries the cut-off and expiry
-            /// its row had right after that revocation.
+            /// see `sql::upsert_rounds`) and one event insert, so a batch costs a few
+            /// statements, not two per revocation. The result equals applying the revocations
+            /// one by one: each event carries the cut-off and expiry its row had right after
+            /// that revocation.
             async fn revoke_in(
                 c: &mut $conn,
                 revocations: &[$crate::Revocation],
@@ -491,20 +540,7 @@ macro_rules! impl_store {
                 // Revocations that arrived while the transaction was being opened join it now,
                 // before any row is written (so rows are still locked in one sorted order).
                 let joined = joiners.map(|j| j()).unwrap_or_default();
-                let mut rows = Vec::with_capacity(revocations.len() + joined.len());
-                for r in revocations.iter().chain(&joined) {
-                    if r.scope != $crate::Scope::Global && r.key.is_empty() {
-                        return Err($crate::Error::Invalid(format!(
-                            "a {} revocation needs a key",
-                            r.scope
-                        )));
-                    }
-                    let mut r = r.clone();
-                    if r.scope == $crate::Scope::Global {
-                        r.key.clear();
-                    }
-                    rows.push(r);
-                }
+                let rows = super::sql::checked_rows(revocations.iter().chain(&joined).cloned())?;
                 let mut applied: Vec<Option<(Option<i64>, Option<i64>)>> = vec![None; rows.len()];
                 for round in super::sql::upsert_rounds(&rows) {
                     let batch: Vec<&$crate::Revocation> = round.iter().map(|&i| &rows[i]).collect();
@@ -571,6 +607,24 @@ macro_rules! impl_store {
             }
 
             async fn migrate(&self) -> $crate::Result<()> {
+                // Up to date: touch nothing, so a role without CREATE on the schema can
+                // launch on a database its owner migrated (sqlx's `run` would first issue
+                // `CREATE TABLE IF NOT EXISTS _sqlx_migrations`, which needs CREATE).
+                let applied: Result<Vec<(i64, Vec<u8>, bool)>, sqlx::Error> = sqlx::query_as(
+                    "SELECT version, checksum, success FROM _sqlx_migrations",
+                )
+                .fetch_all(&self.pool)
+                .await;
+                if let Ok(applied) = applied {
+                    let current = $migrator.iter().all(|m| {
+                        applied.iter().any(|(version, checksum, success)| {
+                            *version == m.version && *success && checksum[..] == m.checksum[..]
+                        })
+                    });
+                    if current {
+                        return Ok(());
+                    }
+                }
                 $migrator.run(&self.pool).await?;
                 Ok(())
             }
@@ -695,25 +749,16 @@ macro_rules! impl_store {
                 if revocations.is_empty() {
                     return Ok(Vec::new());
                 }
-                let revocations = revocations.to_vec();
-                self.write(move |c| {
-                    Box::pin(async move { Self::revoke_in(c, &revocations, None, None).await })
-                })
-                .await
+                self.revoke_rows(revocations.to_vec(), None).await
             }
 
             #[tracing::instrument(level = "debug", name = "store.revoke_batch", skip_all, fields(backend = $backend.as_str(), revocations = revocations.len()))]
             async fn revoke_batch(
                 &self,
                 revocations: Vec<$crate::Revocation>,
-                mut joiners: $crate::store::Joiners,
+                joiners: $crate::store::Joiners,
             ) -> $crate::Result<Vec<$crate::Event>> {
-                self.write(move |c| {
-                    Box::pin(async move {
-                        Self::revoke_in(c, &revocations, None, Some(&mut joiners)).await
-                    })
-                })
-                .await
+                self.revoke_rows(revocations, Some(joiners)).await
             }
 
             #[tracing::instrument(level = "debug", name = "store.restore", skip_all, fields(backend = $backend.as_str(), scope = scope.as_str()))]
@@ -1014,8 +1059,14 @@ mod tests {
     fn multi_row_sql_numbers_placeholders_in_order() {
         assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         let sql = sqlite_insert_events(2);
-        assert!(sql.contains("($9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"), "{sql}");
+        assert!(
+            sql.contains("($9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"),
+            "{sql}"
+        );
         let sql = sqlite_upsert_revocations(1);
-        assert!(sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT"), "{sql}");
+        assert!(
+            sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT"),
+            "{sql}"
+        );
     }
 }

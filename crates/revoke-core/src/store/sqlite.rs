@@ -4,13 +4,13 @@ use super::sql::{impl_store, Dialect};
 use super::Backend;
 use crate::{Error, Event, Result, Revocation};
 use futures_util::future::BoxFuture;
-use tracing::Instrument;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
+use tracing::Instrument;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// [`Store`](super::Store) over a SQLite pool.
 ///
@@ -110,6 +110,19 @@ impl SqliteStore {
         );
         task.await
             .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+    }
+
+    /// Commits a revocation batch in one write transaction; `joiners` are asked once the
+    /// write lock is held (`BEGIN IMMEDIATE` may have waited for it).
+    async fn revoke_rows(
+        &self,
+        revocations: Vec<Revocation>,
+        mut joiners: Option<super::Joiners>,
+    ) -> Result<Vec<Event>> {
+        self.write(move |c| {
+            Box::pin(async move { Self::revoke_in(c, &revocations, None, joiners.as_mut()).await })
+        })
+        .await
     }
 
     async fn listen_impl(&self) -> Result<Option<Box<dyn super::ChangeFeed>>> {
