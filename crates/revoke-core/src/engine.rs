@@ -206,6 +206,13 @@ impl Engine {
         self.inner.sync.status()
     }
 
+    /// Calls `observer` with the lag of every event sync applies (milliseconds from being
+    /// written to being applied here), for a metrics histogram. Called on the sync task,
+    /// never on a request. Only one observer per engine; `false` if one is already set.
+    pub fn observe_lag(&self, observer: impl Fn(i64) + Send + Sync + 'static) -> bool {
+        self.inner.sync.observe_lag(Arc::new(observer))
+    }
+
     /// Commits a revocation, applies it to the local set, and lets other instances know
     /// (NOTIFY on PostgreSQL). If the commit fails nothing changes and the error is returned.
     ///

@@ -28,7 +28,13 @@ pub struct SyncStatus {
     pub listening: bool,
     /// Events applied since start.
     pub applied: u64,
+    /// Failed reads of the database since start.
+    pub errors: u64,
 }
+
+/// Called with the lag of every event sync applies: milliseconds from the event being
+/// written to it being applied here (see [`Engine::observe_lag`](crate::Engine::observe_lag)).
+pub type LagObserver = Arc<dyn Fn(i64) + Send + Sync>;
 
 impl SyncStatus {
     /// Milliseconds since the last successful read (`None` before the first).
@@ -51,6 +57,8 @@ pub(crate) struct Syncer {
     /// so a slow read can never re-apply an old event over a newer one.
     cursor: tokio::sync::Mutex<i64>,
     status: Mutex<SyncStatus>,
+    /// Set once, by a metrics layer; read per applied batch.
+    lag_observer: std::sync::OnceLock<LagObserver>,
 }
 
 impl Syncer {
@@ -64,6 +72,22 @@ impl Syncer {
             set,
             cursor: tokio::sync::Mutex::new(0),
             status: Mutex::new(status),
+            lag_observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Installs the lag observer; `false` if one is already installed.
+    pub(crate) fn observe_lag(&self, observer: LagObserver) -> bool {
+        self.lag_observer.set(observer).is_ok()
+    }
+
+    /// Reports the lag of each applied event to the observer, if any.
+    fn report_lag(&self, events: &[Event]) {
+        if let Some(observe) = self.lag_observer.get() {
+            let now = now_ms();
+            for e in events {
+                observe(now.saturating_sub(e.at_ms));
+            }
         }
     }
 
@@ -138,6 +162,8 @@ impl Syncer {
             for e in events.iter().filter(|e| e.id > *cursor) {
                 self.apply(e);
             }
+            let first_new = events.partition_point(|e| e.id <= *cursor);
+            self.report_lag(&events[first_new..]);
             *cursor = last.id;
             let lag = now_ms().saturating_sub(last.at_ms);
             self.with_status(|s| {
@@ -177,6 +203,7 @@ impl Syncer {
             for e in &events {
                 self.apply(e);
             }
+            self.report_lag(&events);
             if let Some(last) = events.last() {
                 *cursor = last.id;
                 let lag = now_ms().saturating_sub(last.at_ms);
@@ -223,6 +250,7 @@ impl Syncer {
                 self.with_status(|s| {
                     s.last_error = Some(msg);
                     s.last_error_ms = Some(now);
+                    s.errors += 1;
                 });
             }
         }

@@ -129,7 +129,6 @@ pub struct Metrics {
     revocations_family: Family<Labels, Counter>,
     revocations: Arc<[Counter]>,
     sync_lag: Histogram,
-    sync_errors: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -175,7 +174,6 @@ impl Metrics {
             revocations_family,
             revocations,
             sync_lag: Histogram::new(LAG_BUCKETS),
-            sync_errors: Counter::default(),
         }
     }
 
@@ -197,11 +195,6 @@ impl Metrics {
     /// Records how long an event took from being written to being applied here.
     pub(crate) fn sync_applied(&self, lag_ms: i64) {
         self.sync_lag.observe(lag_ms.max(0) as f64 / 1000.0);
-    }
-
-    /// Counts a failed sync read.
-    pub(crate) fn sync_failed(&self) {
-        self.sync_errors.inc();
     }
 
     /// Guard checks so far (accepted and rejected).
@@ -240,11 +233,6 @@ impl Metrics {
             "revoke_sync_lag_seconds",
             "Delay between a revocation event being written and being applied here",
             self.sync_lag.clone(),
-        );
-        registry.register(
-            "revoke_sync_errors",
-            "Failed reads of the revocation event log",
-            self.sync_errors.clone(),
         );
         registry.register_collector(Box::new(Live(revoker.clone())));
     }
@@ -286,6 +274,12 @@ impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let revoker = &self.0;
         let status = revoker.status();
+        counter(
+            &mut encoder,
+            "revoke_sync_errors",
+            "Failed reads of the revocation event log",
+            status.errors,
+        )?;
         counter(
             &mut encoder,
             "revoke_sync_events_applied",

@@ -104,6 +104,9 @@ impl Revoker {
             Duration::from_millis(config.last_seen_interval_ms),
             config.max_token_ttl_secs,
         );
+        let metrics = Metrics::new();
+        let lag = metrics.clone();
+        engine.observe_lag(move |ms| lag.sync_applied(ms));
         Revoker {
             inner: Arc::new(Inner {
                 engine,
@@ -111,7 +114,7 @@ impl Revoker {
                 issuer,
                 config,
                 last_seen,
-                metrics: Metrics::new(),
+                metrics,
                 jwks: std::sync::Mutex::new(None),
             }),
         }

@@ -303,3 +303,46 @@ async fn metrics_count_checks_rejections_revocations_and_sync() {
     assert_eq!(revoker.metrics().rejections("revoked_subject"), 1);
     db.cleanup().await;
 }
+
+#[rocket::async_test]
+async fn sync_lag_is_observed_for_revocations_made_elsewhere() {
+    let db = TestDb::sqlite().await;
+    let client = client(&db, json!({})).await;
+    // Another process (here: another engine on the same file) revokes; this instance's
+    // sync applies it and records the lag.
+    let other = revoke_core::store::SqliteStore::connect(&db.url())
+        .await
+        .expect("connect");
+    let engine = revoke_core::Engine::new(std::sync::Arc::new(other), Default::default())
+        .await
+        .expect("engine");
+    engine
+        .revoke(revoke_core::RevokeRequest::jti("elsewhere"))
+        .await
+        .expect("revoke");
+    let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();
+    let applied = common::eventually(std::time::Duration::from_secs(5), || {
+        let revoker = revoker.clone();
+        async move { revoker.status().applied >= 1 }
+    })
+    .await;
+    assert!(applied, "{:?}", revoker.status());
+    let text = client
+        .get("/metrics")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .expect("body");
+    assert_eq!(
+        sample(&text, "revoke_sync_lag_seconds_count", ""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "revoke_sync_errors_total", ""),
+        Some(0.0),
+        "{text}"
+    );
+    db.cleanup().await;
+}
