@@ -5,6 +5,7 @@
 //! This library target exists so that benchmarks (`benches/render.rs`) can drive the
 //! renderer; it is not a stable API.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod popup;
