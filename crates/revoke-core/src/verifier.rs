@@ -974,10 +974,15 @@ fn string_member(bytes: &[u8], name: &str) -> Result<Option<String>, VerifyError
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            // `Param` borrows keys and values without escapes: no allocation per member.
             let mut found = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key == self.0 {
-                    found = map.next_value::<Option<String>>()?;
+            while let Some(key) = map.next_key::<Param<'de>>()? {
+                if matches!(&key, Param::Str(k) if k == self.0) {
+                    found = match map.next_value::<Param<'de>>()? {
+                        Param::Str(v) => Some(v.into_owned()),
+                        Param::Null => None,
+                        _ => return Err(serde::de::Error::custom("not a string")),
+                    };
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
