@@ -1131,3 +1131,55 @@ async fn a_failed_batch_fails_every_caller_and_writes_nothing(db: &TestDb) {
     assert!(ev.id > last);
     assert_eq!(e.check(&covered(Scope::Jti, "a1", None)), Some(Scope::Jti));
 }
+
+/// sqlx 0.7 steps a failed statement once more after reporting its error. A `BEGIN IMMEDIATE`
+/// that timed out waiting for the write lock can thus succeed behind the caller's back when
+/// the lock is released just then, leaving a pooled connection inside a transaction that
+/// holds the lock for good. Every later write must still go through.
+#[tokio::test]
+async fn sqlite_write_recovers_when_the_lock_is_released_right_after_a_busy_failure() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::{Connection, Executor};
+    use std::str::FromStr;
+
+    let db = TestDb::sqlite().await;
+    let TestDb::Sqlite { url, .. } = &db else {
+        unreachable!("a SQLite database")
+    };
+    let opts = SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(300));
+    // One connection: the write after the failure lands on the connection that failed.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    let store = std::sync::Arc::new(revoke_core::store::SqliteStore::new(pool).await.unwrap());
+    let e = Engine::new(store, fast()).await.unwrap();
+
+    let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();
+    locker.execute("BEGIN IMMEDIATE").await.unwrap();
+    let err = e.revoke(RevokeRequest::jti("while-locked")).await;
+    assert!(err.is_err(), "a write must fail while the lock is held");
+    locker.execute("ROLLBACK").await.unwrap();
+
+    let started = std::time::Instant::now();
+    e.revoke(RevokeRequest::jti("after"))
+        .await
+        .expect("a write after the lock is released");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Nothing holds the write lock any more: another connection can write.
+    locker.execute("BEGIN IMMEDIATE").await.unwrap();
+    locker.execute("ROLLBACK").await.unwrap();
+    let stats = e.store().stats(now_secs()).await.unwrap();
+    assert_eq!(stats.revocations, 1, "only the write made after the lock");
+    assert_eq!(
+        e.check(&TokenRef {
+            jti: Some("while-locked"),
+            ..TokenRef::default()
+        }),
+        None
+    );
+}

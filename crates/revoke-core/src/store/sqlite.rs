@@ -91,7 +91,13 @@ impl SqliteStore {
         let task = tokio::spawn(
             async move {
                 let mut conn = pool.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+                    // sqlx 0.7 steps a failed statement once more after reporting its error,
+                    // so a BEGIN that timed out on the lock can still open a transaction, and
+                    // hold the write lock for good, once the lock frees. Never pool it again.
+                    discard(conn);
+                    return Err(e.into());
+                }
                 match f(&mut conn).await {
                     Ok(v) => match sqlx::query("COMMIT").execute(&mut *conn).await {
                         Ok(_) => Ok(v),
@@ -196,8 +202,19 @@ impl SqliteStore {
 async fn rollback_or_discard(mut conn: sqlx::pool::PoolConnection<Sqlite>) {
     if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
         // A connection in an unknown transaction state must not go back to the pool.
-        let _ = conn.detach().close().await;
+        discard(conn);
     }
+}
+
+/// Takes `conn` out of the pool and closes it in the background: closing rolls back whatever
+/// transaction it may hold, after any statement its worker is still running.
+fn discard(conn: sqlx::pool::PoolConnection<Sqlite>) {
+    let conn = conn.detach();
+    tokio::spawn(async move {
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing a discarded SQLite connection");
+        }
+    });
 }
 
 impl_store!(
