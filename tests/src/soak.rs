@@ -39,11 +39,13 @@ pub struct SoakConfig {
     pub workers: usize,
     /// Access-token lifetime, in seconds (short, so tokens expire and get pruned).
     pub access_ttl: u64,
+    /// Refresh-token lifetime, in seconds: how long family revocations stay in the set.
+    pub refresh_ttl: u64,
 }
 
 impl SoakConfig {
     /// Defaults for `database_url` and `duration`: 8 workers, a 2 s window, 30 s access
-    /// tokens, the debug binary.
+    /// and 60 s refresh tokens, the debug binary.
     pub fn new(database_url: impl Into<String>, duration: Duration) -> Self {
         SoakConfig {
             binary: super::target_binary("debug", "revoke-demo"),
@@ -53,6 +55,7 @@ impl SoakConfig {
             propagation_window: Duration::from_secs(2),
             workers: 8,
             access_ttl: 30,
+            refresh_ttl: 60,
         }
     }
 }
@@ -74,8 +77,23 @@ pub struct SoakReport {
     pub rss_start_kib: Vec<u64>,
     /// Resident memory of each instance at the end, in KiB.
     pub rss_end_kib: Vec<u64>,
+    /// Resident memory and revocation-set size over the run, about every tenth of it.
+    pub timeline: Vec<Sample>,
+    /// The refresh-token lifetime of the run (past it, revocations expire and are pruned).
+    pub refresh_ttl: Duration,
     /// A few examples of violations, for the message.
     pub violations: Vec<String>,
+}
+
+/// One point of [`SoakReport::timeline`].
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Time since the traffic started.
+    pub at: Duration,
+    /// VmRSS of each instance, in KiB.
+    pub rss_kib: Vec<u64>,
+    /// Entries in the first instance's revocation set (jti, subject and family).
+    pub set_len: u64,
 }
 
 impl SoakReport {
@@ -83,6 +101,24 @@ impl SoakReport {
     /// 5xx.
     pub fn passed(&self) -> bool {
         self.revoked_accepted == 0 && self.server_errors == 0
+    }
+
+    /// Whether resident memory stayed flat once revocations began to expire: every instance
+    /// ends within 15% (or 2 MiB) of its resident memory at the middle of the run. `None`
+    /// when the run is shorter than four refresh lifetimes, too short for the middle to be
+    /// past the warm-up.
+    pub fn memory_flat(&self) -> Option<bool> {
+        let end = self.timeline.last()?;
+        if end.at < self.refresh_ttl * 4 {
+            return None;
+        }
+        let mid = self.timeline.iter().find(|s| s.at >= end.at / 2)?;
+        Some(
+            mid.rss_kib
+                .iter()
+                .zip(&end.rss_kib)
+                .all(|(&m, &e)| e <= (m as f64 * 1.15) as u64 || e <= m + 2048),
+        )
     }
 
     fn count(&mut self, kind: &'static str) {
@@ -110,6 +146,19 @@ impl fmt::Display for SoakReport {
             "RSS (KiB): start {:?}, end {:?}",
             self.rss_start_kib, self.rss_end_kib
         )?;
+        for s in &self.timeline {
+            writeln!(
+                f,
+                "  t={:>5}s  RSS (KiB) {:?}  revocation set {}",
+                s.at.as_secs(),
+                s.rss_kib,
+                s.set_len
+            )?;
+        }
+        match self.memory_flat() {
+            Some(flat) => writeln!(f, "memory flat in the second half: {flat}")?,
+            None => writeln!(f, "memory flatness: run shorter than 4 refresh lifetimes")?,
+        }
         for v in &self.violations {
             writeln!(f, "violation: {v}")?;
         }
@@ -135,7 +184,10 @@ impl Instance {
             )
             .env(
                 "ROCKET_REVOKE",
-                format!("{{access_ttl={},prune_interval_secs=5}}", config.access_ttl),
+                format!(
+                    "{{access_ttl={},refresh_ttl={},prune_interval_secs=5}}",
+                    config.access_ttl, config.refresh_ttl
+                ),
             )
             .env("ROCKET_LOG_LEVEL", "off")
             .env("ROCKET_CLI_COLORS", "false")
@@ -162,17 +214,8 @@ impl Instance {
         }
     }
 
-    /// VmRSS from `/proc/<pid>/status`, in KiB (0 where `/proc` is not available).
     fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
 }
 
@@ -508,7 +551,14 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
         report: Mutex::new(SoakReport::default()),
         window: config.propagation_window,
     });
-    let deadline = Instant::now() + config.duration;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let sampler = tokio::spawn(sample(
+        instances.iter().map(|i| i.child.id()).collect(),
+        bases[0].clone(),
+        started,
+        config.duration,
+    ));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -532,5 +582,48 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
         .clone();
     report.rss_start_kib = rss_start_kib;
     report.rss_end_kib = instances.iter().map(Instance::rss_kib).collect();
+    report.timeline = sampler.await.context("soak sampler panicked")?;
+    report.refresh_ttl = Duration::from_secs(config.refresh_ttl);
     Ok(report)
+}
+
+/// Samples resident memory and the revocation set's size about ten times over `duration`.
+async fn sample(pids: Vec<u32>, base: String, started: Instant, duration: Duration) -> Vec<Sample> {
+    let http = reqwest::Client::new();
+    let every = (duration / 10).max(Duration::from_secs(1));
+    let mut out = Vec::new();
+    loop {
+        let at = started.elapsed();
+        let set_len = match http.get(format!("{base}/health")).send().await {
+            Ok(r) => r.json::<Value>().await.map_or(0, |h| {
+                ["jtis", "subjects", "families"]
+                    .iter()
+                    .filter_map(|k| h["revocations"][k].as_u64())
+                    .sum()
+            }),
+            Err(_) => 0,
+        };
+        out.push(Sample {
+            at,
+            rss_kib: pids.iter().map(|&p| rss_kib(p)).collect(),
+            set_len,
+        });
+        if at >= duration {
+            return out;
+        }
+        tokio::time::sleep(every.min(duration.saturating_sub(at))).await;
+    }
+}
+
+/// VmRSS from `/proc/<pid>/status`, in KiB (0 where `/proc` is not available).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
