@@ -63,7 +63,7 @@ pub use engine::{Engine, EngineConfig, RevokeRequest};
 pub use error::{Error, Result};
 pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
 pub use jwks::{JwksRefresher, JwksStatus};
-pub use set::RevocationSet;
+pub use set::{RevocationSet, SetLoader};
 pub use sync::SyncStatus;
 pub use types::*;
 pub use verifier::{KeyError, Verifier, VerifierConfig, VerifyError};

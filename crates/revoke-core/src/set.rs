@@ -522,6 +522,79 @@ impl Part {
     }
 }
 
+/// The next content of a [`RevocationSet`], built off to the side ([`RevocationSet::loader`]).
+///
+/// Dropping it without [`finish`](Self::finish) leaves the set unchanged.
+pub struct SetLoader<'s> {
+    set: &'s RevocationSet,
+    fresh: State,
+    pushed: usize,
+}
+
+impl SetLoader<'_> {
+    /// Sizes the table for `scope` to hold `revocations` without growing. A hint, only
+    /// honoured before the first [`push`](Self::push); `jti` counts go to the UUID table.
+    pub fn expect(&mut self, scope: Scope, revocations: usize) {
+        let p = match scope {
+            Scope::Jti => UUID,
+            Scope::Subject => SUBJ,
+            Scope::Family => FAM,
+            Scope::Global => return,
+        };
+        let mut counts = [0; 4];
+        counts[p] = revocations;
+        self.size_parts(counts);
+    }
+
+    /// Resizes the (still empty) parts with a non-zero count.
+    fn size_parts(&mut self, counts: [usize; 4]) {
+        if self.pushed > 0 {
+            return;
+        }
+        for (p, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let part = &mut self.fresh.parts[p];
+            *part = Part::new(groups_for(n, TARGET_LOAD), p == SUBJ, part.min_groups);
+        }
+    }
+
+    /// Adds one stored revocation, as [`RevocationSet::apply`] would.
+    pub fn push(&mut self, rev: &Revocation) {
+        self.fresh.apply(rev, &self.set.seeds);
+        self.pushed += 1;
+    }
+
+    /// How many revocations were pushed.
+    pub fn pushed(&self) -> usize {
+        self.pushed
+    }
+
+    /// Swaps the new content in, at once for every reader.
+    pub fn finish(self) {
+        let mut st = self.set.lock();
+        *st = self.fresh;
+        self.set.publish(&st);
+    }
+}
+
+impl fmt::Debug for SetLoader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetLoader")
+            .field("pushed", &self.pushed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The table a stored revocation goes to (`None` for the global cut-off).
+fn part_of(rev: &Revocation) -> Option<usize> {
+    match rev.scope {
+        Scope::Jti if parse_uuid(&rev.key).is_some() => Some(UUID),
+        Scope::Jti => Some(OTHER),
+        Scope::Subject => Some(SUBJ),
+        Scope::Family => Some(FAM),
+        Scope::Global => None,
+    }
+}
+
 /// Everything the writer owns; guarded by `RevocationSet::writer`.
 struct State {
     parts: [Part; 4],
@@ -894,31 +967,48 @@ impl RevocationSet {
     /// swapped in with one store; writes made by other threads during the build are replaced.
     pub fn replace_all<'a>(&self, revs: impl IntoIterator<Item = &'a Revocation>) {
         let revs: Vec<&Revocation> = revs.into_iter().collect();
+        let mut loader = self.loader();
         let mut counts = [0_usize; 4];
         for rev in &revs {
-            let p = match rev.scope {
-                Scope::Jti if parse_uuid(&rev.key).is_some() => UUID,
-                Scope::Jti => OTHER,
-                Scope::Subject => SUBJ,
-                Scope::Family => FAM,
-                Scope::Global => continue,
-            };
-            counts[p] += 1;
+            if let Some(p) = part_of(rev) {
+                counts[p] += 1;
+            }
         }
-        let mut fresh = State::new(
-            groups_for(counts[UUID], TARGET_LOAD),
-            self.reserved_uuid_groups,
-        );
-        for (p, &n) in counts.iter().enumerate().skip(1) {
-            let part = &mut fresh.parts[p];
-            *part = Part::new(groups_for(n, TARGET_LOAD), p == SUBJ, part.min_groups);
-        }
+        loader.size_parts(counts);
         for rev in revs {
-            fresh.apply(rev, &self.seeds);
+            loader.push(rev);
         }
-        let mut st = self.lock();
-        *st = fresh;
-        self.publish(&st);
+        loader.finish();
+    }
+
+    /// A [`SetLoader`]: builds this set's next content off to the side, one revocation at a
+    /// time (for example straight from a database cursor), for [`SetLoader::finish`] to swap
+    /// in like [`replace_all`](Self::replace_all).
+    ///
+    /// ```
+    /// use revoke_core::{RevocationSet, Revocation, Scope};
+    /// let set = RevocationSet::new();
+    /// let mut loader = set.loader();
+    /// loader.expect(Scope::Jti, 1);
+    /// loader.push(&Revocation {
+    ///     scope: Scope::Jti,
+    ///     key: "a".into(),
+    ///     cutoff: None,
+    ///     expires_at: None,
+    ///     reason: None,
+    ///     actor: None,
+    ///     revoked_at: 0,
+    /// });
+    /// assert!(!set.contains_jti("a"), "nothing changes before finish");
+    /// loader.finish();
+    /// assert!(set.contains_jti("a"));
+    /// ```
+    pub fn loader(&self) -> SetLoader<'_> {
+        SetLoader {
+            set: self,
+            fresh: State::new(MIN_GROUPS, self.reserved_uuid_groups),
+            pushed: 0,
+        }
     }
 
     /// Drop entries whose expires_at < now; returns how many were dropped.
@@ -1008,6 +1098,48 @@ mod tests {
 
     const U: &str = "550e8400-e29b-41d4-a716-446655440000";
     const NIL: &str = "00000000-0000-0000-0000-000000000000";
+
+    #[test]
+    fn a_loader_swaps_everything_in_at_finish_and_a_dropped_one_changes_nothing() {
+        let set = RevocationSet::new();
+        set.revoke_jti("old", i64::MAX);
+        set.revoke_subject("alice", 100, None);
+
+        let mut dropped = set.loader();
+        dropped.push(&rev(Scope::Jti, "never", None, None));
+        drop(dropped);
+        assert!(!set.contains_jti("never"));
+        assert!(set.contains_jti("old"));
+
+        let mut loader = set.loader();
+        loader.expect(Scope::Jti, 1_000);
+        loader.expect(Scope::Family, 10);
+        for i in 0..1_000 {
+            loader.push(&rev(Scope::Jti, &uuid_str(i), None, None));
+        }
+        loader.push(&rev(Scope::Jti, "not-a-uuid", None, None));
+        loader.push(&rev(Scope::Family, "f1", None, None));
+        loader.push(&rev(Scope::Subject, "bob", Some(50), None));
+        // A hint after the first push is ignored: the table keeps what it holds.
+        loader.expect(Scope::Jti, 10);
+        assert_eq!(loader.pushed(), 1_003);
+        assert!(
+            !set.contains_jti("not-a-uuid"),
+            "nothing visible before finish"
+        );
+        loader.finish();
+
+        let counts = set.len();
+        assert_eq!(
+            (counts.jtis, counts.subjects, counts.families),
+            (1_001, 1, 1)
+        );
+        assert!((0..1_000).all(|i| set.contains_jti(&uuid_str(i))));
+        assert!(set.contains_jti("not-a-uuid"));
+        assert!(!set.contains_jti("old"), "the old content is replaced");
+        assert_eq!(set.subject_cutoff("alice"), None);
+        assert_eq!(set.subject_cutoff("bob"), Some(50));
+    }
 
     #[test]
     fn set_is_send_sync_and_default_empty() {

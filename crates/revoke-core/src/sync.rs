@@ -118,17 +118,26 @@ impl Syncer {
     #[tracing::instrument(level = "debug", name = "sync.reload", skip_all, fields(cursor = tracing::field::Empty))]
     pub(crate) async fn reload(&self) -> Result<usize> {
         let mut cursor = self.cursor.lock().await;
-        let snap = self.record(self.store.snapshot(crate::now_secs()).await)?;
-        self.set.replace_all(snap.revocations.iter());
-        *cursor = snap.cursor;
-        self.with_status(|s| s.cursor = snap.cursor);
-        tracing::Span::current().record("cursor", snap.cursor);
-        tracing::debug!(
-            cursor = snap.cursor,
-            revocations = snap.revocations.len(),
-            "revocation set loaded"
-        );
+        let (loaded, revocations) = self.load().await?;
+        *cursor = loaded;
+        self.with_status(|s| s.cursor = loaded);
+        tracing::Span::current().record("cursor", loaded);
+        tracing::debug!(cursor = loaded, revocations, "revocation set loaded");
         self.catch_up_locked(&mut cursor).await
+    }
+
+    /// Streams a snapshot into a fresh copy of the set and swaps it in; returns the snapshot's
+    /// cursor and how many revocations it held. On error the set is unchanged.
+    async fn load(&self) -> Result<(i64, usize)> {
+        let mut loader = self.set.loader();
+        let cursor = self.record(
+            self.store
+                .snapshot_into(crate::now_secs(), &mut loader)
+                .await,
+        )?;
+        let n = loader.pushed();
+        loader.finish();
+        Ok((cursor, n))
     }
 
     /// Reads and applies every event after the cursor.
@@ -193,9 +202,7 @@ impl Syncer {
                         oldest,
                         "event log pruned past the cursor; reloading"
                     );
-                    let snap = self.record(self.store.snapshot(crate::now_secs()).await)?;
-                    self.set.replace_all(snap.revocations.iter());
-                    *cursor = snap.cursor;
+                    *cursor = self.load().await?.0;
                     continue;
                 }
             }

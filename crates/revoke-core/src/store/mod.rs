@@ -192,6 +192,38 @@ pub struct Snapshot {
     pub revocations: Vec<Revocation>,
 }
 
+/// Receives a snapshot row by row ([`Store::snapshot_into`]).
+pub trait SnapshotSink: Send {
+    /// About how many revocations of `scope` will follow: a sizing hint, given before the
+    /// first [`push`](Self::push), that may count some already expired.
+    fn expect(&mut self, scope: Scope, revocations: usize) {
+        let _ = (scope, revocations);
+    }
+
+    /// One revocation in force. The reference is only valid for the call.
+    fn push(&mut self, revocation: &Revocation);
+}
+
+impl SnapshotSink for Vec<Revocation> {
+    fn expect(&mut self, _scope: Scope, revocations: usize) {
+        self.reserve(revocations);
+    }
+
+    fn push(&mut self, revocation: &Revocation) {
+        self.push(revocation.clone());
+    }
+}
+
+impl SnapshotSink for crate::SetLoader<'_> {
+    fn expect(&mut self, scope: Scope, revocations: usize) {
+        crate::SetLoader::expect(self, scope, revocations);
+    }
+
+    fn push(&mut self, revocation: &Revocation) {
+        crate::SetLoader::push(self, revocation);
+    }
+}
+
 /// Outcome of [`Store::rotate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -295,7 +327,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every unexpired revocation and the cursor it is consistent with. Reasons and actors
     /// are left out (`None`): the set does not need them and a million rows load faster.
-    async fn snapshot(&self, now: i64) -> Result<Snapshot>;
+    async fn snapshot(&self, now: i64) -> Result<Snapshot> {
+        let mut revocations = Vec::new();
+        let cursor = self.snapshot_into(now, &mut revocations).await?;
+        Ok(Snapshot {
+            cursor,
+            revocations,
+        })
+    }
+
+    /// [`snapshot`](Self::snapshot) row by row: hands every unexpired revocation to `sink` as
+    /// it is read, so a large set loads without the rows ever being held all at once, and
+    /// returns the cursor. On error, what `sink` received is incomplete.
+    async fn snapshot_into(&self, now: i64, sink: &mut dyn SnapshotSink) -> Result<i64>;
 
     /// Up to `limit` events with id greater than `cursor`, in id order.
     async fn events_after(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;

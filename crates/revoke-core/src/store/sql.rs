@@ -875,7 +875,11 @@ macro_rules! impl_store {
             }
 
             #[tracing::instrument(level = "debug", name = "store.snapshot", skip_all, fields(backend = $backend.as_str(), cursor = tracing::field::Empty, revocations = tracing::field::Empty))]
-            async fn snapshot(&self, now: i64) -> $crate::Result<$crate::store::Snapshot> {
+            async fn snapshot_into(
+                &self,
+                now: i64,
+                sink: &mut dyn $crate::store::SnapshotSink,
+            ) -> $crate::Result<i64> {
                 use sqlx::Row;
                 // Cursor first: with events committed in id order, every event up to it is
                 // reflected in the rows read next; later ones are replayed (idempotently).
@@ -884,32 +888,53 @@ macro_rules! impl_store {
                 )
                 .fetch_one(&self.pool)
                 .await?;
-                // Only what the set needs: reason and actor would cost two allocations a row.
+                // Sizes for the sink, so a large set is built without growing; expired rows
+                // not yet pruned are counted too (cheaper than filtering, and only a hint).
+                let counts: Vec<(String, i64)> = sqlx::query_as::<$db, (String, i64)>(
+                    "SELECT scope, COUNT(*) FROM revoke_revocations GROUP BY scope",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for (scope, n) in counts {
+                    if let Ok(scope) = scope.parse::<$crate::Scope>() {
+                        sink.expect(scope, usize::try_from(n).unwrap_or(0));
+                    }
+                }
+                // Only what the set needs: reason and actor stay out. One buffer for every
+                // row: the key is borrowed from the row and copied into it.
                 let mut rows = sqlx::query::<$db>(
                     "SELECT scope, key, cutoff, expires_at, revoked_at \
                      FROM revoke_revocations WHERE expires_at IS NULL OR expires_at >= $1",
                 )
                 .bind(now)
                 .fetch(&self.pool);
-                let mut revocations = Vec::new();
+                let mut rev = $crate::Revocation {
+                    scope: $crate::Scope::Jti,
+                    key: String::new(),
+                    cutoff: None,
+                    expires_at: None,
+                    reason: None,
+                    actor: None,
+                    revoked_at: 0,
+                };
+                let mut n = 0_usize;
                 while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
                     let scope: &str = row.try_get("scope")?;
-                    revocations.push($crate::Revocation {
-                        scope: scope
-                            .parse()
-                            .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
-                        key: row.try_get("key")?,
-                        cutoff: row.try_get("cutoff")?,
-                        expires_at: row.try_get("expires_at")?,
-                        reason: None,
-                        actor: None,
-                        revoked_at: row.try_get("revoked_at")?,
-                    });
+                    rev.scope = scope
+                        .parse()
+                        .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?;
+                    rev.key.clear();
+                    rev.key.push_str(row.try_get::<&str, _>("key")?);
+                    rev.cutoff = row.try_get("cutoff")?;
+                    rev.expires_at = row.try_get("expires_at")?;
+                    rev.revoked_at = row.try_get("revoked_at")?;
+                    sink.push(&rev);
+                    n += 1;
                 }
                 let span = tracing::Span::current();
                 span.record("cursor", cursor);
-                span.record("revocations", revocations.len());
-                Ok($crate::store::Snapshot { cursor, revocations })
+                span.record("revocations", n);
+                Ok(cursor)
             }
 
             #[tracing::instrument(level = "debug", name = "store.events_after", skip_all, fields(backend = $backend.as_str(), cursor, limit, events = tracing::field::Empty))]
