@@ -39,7 +39,8 @@ pub struct SoakConfig {
     pub workers: usize,
     /// Access-token lifetime, in seconds (short, so tokens expire and get pruned).
     pub access_ttl: u64,
-    /// Refresh-token lifetime, in seconds: how long family revocations stay in the set.
+    /// Refresh-token lifetime, in seconds, and the instances' `max_token_ttl_secs`: how long
+    /// family and subject revocations stay in the set.
     pub refresh_ttl: u64,
 }
 
@@ -184,9 +185,12 @@ impl Instance {
             )
             .env(
                 "ROCKET_REVOKE",
+                // Revocations live as long as the longest token can (`max_token_ttl_secs`),
+                // so tying it to the refresh lifetime lets them expire within the run.
                 format!(
-                    "{{access_ttl={},refresh_ttl={},prune_interval_secs=5}}",
-                    config.access_ttl, config.refresh_ttl
+                    "{{access_ttl={a},refresh_ttl={r},max_token_ttl_secs={r},prune_interval_secs=5}}",
+                    a = config.access_ttl,
+                    r = config.refresh_ttl
                 ),
             )
             .env("ROCKET_LOG_LEVEL", "off")
