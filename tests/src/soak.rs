@@ -74,11 +74,8 @@ pub struct SoakReport {
     pub accepted_within_window: u64,
     /// Revoked tokens refused.
     pub revoked_refused: u64,
-    /// Resident memory of each instance at the start, in KiB.
-    pub rss_start_kib: Vec<u64>,
-    /// Resident memory of each instance at the end, in KiB.
-    pub rss_end_kib: Vec<u64>,
-    /// Resident memory and revocation-set size over the run, about every tenth of it.
+    /// Resident memory and revocation-set size over the run, about every tenth of it, from
+    /// the start of the traffic to its end.
     pub timeline: Vec<Sample>,
     /// The refresh-token lifetime of the run (past it, revocations expire and are pruned).
     pub refresh_ttl: Duration,
@@ -141,11 +138,6 @@ impl fmt::Display for SoakReport {
             f,
             "revoked tokens: {} refused, {} accepted within the window, {} accepted after it",
             self.revoked_refused, self.accepted_within_window, self.revoked_accepted
-        )?;
-        writeln!(
-            f,
-            "RSS (KiB): start {:?}, end {:?}",
-            self.rss_start_kib, self.rss_end_kib
         )?;
         for s in &self.timeline {
             writeln!(
@@ -216,10 +208,6 @@ impl Instance {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
     }
 }
 
@@ -548,7 +536,6 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
         Instance::start(config).await?,
         Instance::start(config).await?,
     ];
-    let rss_start_kib = instances.iter().map(Instance::rss_kib).collect();
     let bases = Arc::new(instances.iter().map(|i| i.base.clone()).collect::<Vec<_>>());
     let shared = Arc::new(Shared {
         world: Mutex::new(World::default()),
@@ -584,8 +571,6 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    report.rss_start_kib = rss_start_kib;
-    report.rss_end_kib = instances.iter().map(Instance::rss_kib).collect();
     report.timeline = sampler.await.context("soak sampler panicked")?;
     report.refresh_ttl = Duration::from_secs(config.refresh_ttl);
     Ok(report)
