@@ -56,6 +56,7 @@ pub mod set;
 pub mod store;
 pub mod sync;
 mod types;
+mod verified;
 pub mod verifier;
 
 pub use claims::{Audience, Claims, NoExtra};

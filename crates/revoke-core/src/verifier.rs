@@ -92,6 +92,12 @@ pub struct VerifierConfig {
     /// Connect session ids. With another name than `fid`, a token's own `fid` claim is
     /// ignored (the configured one is authoritative). Default `"fid"`.
     pub family_claim: String,
+    /// Slots per thread of the cache of tokens whose signature has verified, so a token sent
+    /// again skips its header parse, base64 decoding and signature check (its claims are
+    /// still checked on every request). Only tokens of at most 2 KiB are kept, so the cache
+    /// holds at most about `verified_cache × 3.5 KiB` per thread (typically a tenth of
+    /// that). A JWKS key rotation invalidates it. `0` turns it off. Default 512.
+    pub verified_cache: usize,
 }
 
 impl Default for VerifierConfig {
@@ -110,6 +116,7 @@ impl Default for VerifierConfig {
             leeway: 30,
             required_claims: vec!["exp".to_owned(), "jti".to_owned()],
             family_claim: "fid".to_owned(),
+            verified_cache: 512,
         }
     }
 }
@@ -287,9 +294,11 @@ pub struct Verifier {
     required: Vec<String>,
     /// `family_claim` when it is not `fid`.
     family_claim: Option<String>,
-    /// Identity of this verifier (shared by its clones) for the per-thread cache of
-    /// crypto verifiers; see [`with_crypto`].
+    /// Identity of this verifier (shared by its clones) for the per-thread caches of
+    /// crypto verifiers ([`with_crypto`]) and of verified tokens ([`crate::verified`]).
     cache_id: Arc<()>,
+    /// Slots per thread of the verified-token cache; 0: off.
+    verified_cache: usize,
 }
 
 impl Verifier {
@@ -383,6 +392,7 @@ impl Verifier {
             required: config.required_claims.clone(),
             family_claim: (config.family_claim != "fid").then(|| config.family_claim.clone()),
             cache_id: Arc::new(()),
+            verified_cache: config.verified_cache,
         })
     }
 
@@ -413,6 +423,7 @@ impl Verifier {
             required: defaults.required_claims,
             family_claim: None,
             cache_id: Arc::new(()),
+            verified_cache: defaults.verified_cache,
         }
     }
 
@@ -512,6 +523,20 @@ impl Verifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::TooLarge);
         }
+        // The one ArcSwap load of the request, when a JWKS URL is configured.
+        let fetched = self.remote.as_ref().map(|remote| remote.current());
+        let key_set = fetched.as_deref().map(|set| &set.cache_id);
+        let seen = crate::verified::lookup(
+            &self.cache_id,
+            key_set,
+            self.verified_cache,
+            token,
+            |payload| self.claims(payload, now),
+        );
+        if let Some(result) = seen {
+            return result;
+        }
+
         let mut parts = token.split('.');
         let (header_b64, payload_b64, signature_b64) =
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -556,8 +581,6 @@ impl Verifier {
             .decode(signature_b64)
             .map_err(|_| VerifyError::Malformed)?;
         let provider = CryptoProvider::try_get_default().ok_or(VerifyError::Unavailable)?;
-        // The one ArcSwap load of the request, when a JWKS URL is configured.
-        let fetched = self.remote.as_ref().map(|remote| remote.current());
         let fetched = fetched
             .as_deref()
             .map(|set| (&set.cache_id, set.keys.as_slice()));
@@ -588,14 +611,29 @@ impl Verifier {
             }
             return Err(VerifyError::InvalidSignature);
         }
+        crate::verified::insert(
+            &self.cache_id,
+            key_set,
+            self.verified_cache,
+            token,
+            &payload,
+        );
+        self.claims(&payload, now)
+    }
 
-        // Claims.
-        let mut claims = match self.claims_direct::<E>(&payload)? {
+    /// The claims of a token whose signature holds, checked against `now` and the claim
+    /// rules.
+    fn claims<E: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+        now: i64,
+    ) -> Result<Claims<E>, VerifyError> {
+        let mut claims = match self.claims_direct::<E>(payload)? {
             Some(claims) => claims,
-            None => self.claims_via_map::<E>(&payload)?,
+            None => self.claims_via_map::<E>(payload)?,
         };
         if let Some(name) = &self.family_claim {
-            claims.fid = string_member(&payload, name)?;
+            claims.fid = string_member(payload, name)?;
         }
 
         if let Some(exp) = claims.exp {

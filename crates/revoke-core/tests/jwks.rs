@@ -346,6 +346,9 @@ async fn rotated_key_is_rejected_once_then_verifies_and_the_old_kid_is_gone() {
     let clone = verifier.clone();
     let old = sign(Algorithm::RS256, "rsa-1", &signing_key("rsa"));
     let new = sign(Algorithm::RS256, "rsa-2", &signing_key("rsa2"));
+    // Twice: the second answer comes from this thread's verified-token cache, which the
+    // rotation below must invalidate.
+    assert!(verify(&verifier, &old).is_ok());
     assert!(verify(&verifier, &old).is_ok());
 
     server.serve(&fixture_jwks_only("rsa-2"));

@@ -1190,3 +1190,150 @@ fn a_configured_family_claim_names_the_session_family() {
         Err(revoke_core::KeyError::InvalidConfig(_))
     ));
 }
+
+// ---------------------------------------------------------------- verified-token cache
+
+/// The same settings with the verified-token cache off.
+fn uncached(config: VerifierConfig) -> Verifier {
+    Verifier::new(&VerifierConfig {
+        verified_cache: 0,
+        ..config
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_token_sent_again_is_checked_against_the_clock_again() {
+    let verifier = hs256();
+    let claims = good_claims();
+    let token = sign(Algorithm::HS256, &claims, &hs_key());
+    let exp = claims["exp"].as_i64().unwrap();
+    let first = verifier.verify_at::<NoExtra>(&token, now()).unwrap();
+    // Answered from the cache from here on: the claims and the clock still decide.
+    assert_eq!(verifier.verify_at::<NoExtra>(&token, now()), Ok(first));
+    assert_eq!(
+        verifier.verify_at::<NoExtra>(&token, exp + 30),
+        Err(VerifyError::Expired)
+    );
+    assert_eq!(
+        verifier.verify_at::<NoExtra>(&token, now() - 3600),
+        Err(VerifyError::NotYetValid)
+    );
+    assert!(verifier.verify_at::<NoExtra>(&token, now()).is_ok());
+}
+
+#[test]
+fn a_token_cached_by_one_verifier_means_nothing_to_another() {
+    let first = hs256();
+    let token = sign(Algorithm::HS256, &good_claims(), &hs_key());
+    assert!(verify(&first, &token).is_ok());
+    assert!(verify(&first, &token).is_ok());
+
+    let other_secret = Verifier::hs256(b"another-secret-0123456789abcdef-0123456789");
+    assert_eq!(
+        verify(&other_secret, &token),
+        Err(VerifyError::InvalidSignature)
+    );
+    let other_algorithms = Verifier::new(&hs_config(&[Algorithm::HS384])).unwrap();
+    assert_eq!(
+        verify(&other_algorithms, &token),
+        Err(VerifyError::AlgorithmNotAllowed)
+    );
+    let with_issuer = Verifier::new(&VerifierConfig {
+        issuer: vec!["https://issuer.example".into()],
+        ..hs_config(&[Algorithm::HS256])
+    })
+    .unwrap();
+    assert_eq!(
+        verify(&with_issuer, &token),
+        Err(VerifyError::MissingClaim("iss".into()))
+    );
+    // A clone shares the first one's cache and answers the same.
+    assert!(verify(&first.clone(), &token).is_ok());
+}
+
+#[test]
+fn a_cached_token_with_another_signature_is_rejected() {
+    // With one slot, every token is compared with the cached one.
+    let one_slot = Verifier::new(&VerifierConfig {
+        verified_cache: 1,
+        ..hs_config(&[Algorithm::HS256])
+    })
+    .unwrap();
+    for verifier in [hs256(), one_slot] {
+        forged_signature_after_the_genuine_one(&verifier);
+    }
+}
+
+fn forged_signature_after_the_genuine_one(verifier: &Verifier) {
+    let token = sign(Algorithm::HS256, &good_claims(), &hs_key());
+    assert!(verify(verifier, &token).is_ok());
+    assert!(verify(verifier, &token).is_ok());
+    let (message, _) = token.rsplit_once('.').unwrap();
+    // A signature of the same length by another key, and one cut short.
+    let foreign = sign(
+        Algorithm::HS256,
+        &good_claims(),
+        &EncodingKey::from_secret(b"not-the-secret-0123456789abcdef-0123456789").unwrap(),
+    );
+    let (_, foreign_signature) = foreign.rsplit_once('.').unwrap();
+    assert_eq!(
+        verify(verifier, &format!("{message}.{foreign_signature}")),
+        Err(VerifyError::InvalidSignature)
+    );
+    assert!(verify(verifier, &token[..token.len() - 4]).is_err());
+    assert!(verify(verifier, &token).is_ok());
+}
+
+#[test]
+fn a_cached_token_gives_each_claims_type_its_own_claims() {
+    #[derive(Debug, Deserialize)]
+    struct Extra {
+        roles: Vec<String>,
+    }
+    let verifier = hs256();
+    let mut claims = good_claims();
+    claims["roles"] = json!(["admin"]);
+    let token = sign(Algorithm::HS256, &claims, &hs_key());
+    assert!(verify(&verifier, &token).is_ok());
+    let typed = verifier.verify::<Extra>(&token).unwrap();
+    assert_eq!(typed.extra.roles, ["admin"]);
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Wrong {
+        roles: u32,
+    }
+    assert_eq!(
+        verifier.verify::<Wrong>(&token).map(|_| ()),
+        Err(VerifyError::Malformed)
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+    /// With the cache on or off, every token gets the same answer: the genuine one
+    /// (cached after its first check) and every one-character edit of it, each sent twice.
+    #[test]
+    fn the_cache_never_changes_an_answer(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=".to_vec(),
+            )),
+            1..8,
+        )
+    ) {
+        let cached = hs256();
+        let plain = uncached(hs_config(&[Algorithm::HS256]));
+        let token = sign(Algorithm::HS256, &good_claims(), &hs_key());
+        for (at, byte) in edits {
+            let mut edited = token.clone().into_bytes();
+            let i = at.index(edited.len());
+            edited[i] = byte;
+            let edited = String::from_utf8(edited).unwrap();
+            for candidate in [&token, &edited, &edited, &token] {
+                proptest::prop_assert_eq!(verify(&cached, candidate), verify(&plain, candidate));
+            }
+        }
+    }
+}

@@ -114,6 +114,15 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `"fid"`.
     pub family_claim: String,
+    /// Slots per worker thread of the cache of tokens whose signature has verified: a token
+    /// sent again skips its header parse, base64 decoding and signature check, while its
+    /// claims (`exp`, `nbf`, `iss`, `aud`, required claims) and revocation are still checked
+    /// on every request. Tokens over 2 KiB are not kept; a JWKS key rotation invalidates the
+    /// cache; `0` turns it off. See
+    /// [`VerifierConfig::verified_cache`](revoke_core::VerifierConfig::verified_cache).
+    ///
+    /// _Default:_ `512`.
+    pub verified_cache: usize,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
     /// Without it (and without `secret` for `HS*`) the app verifies only and
     /// [`Revoker::issue`](crate::Revoker::issue) fails.
@@ -228,6 +237,7 @@ impl Default for RevokeConfig {
             leeway: verifier.leeway,
             required_claims: verifier.required_claims,
             family_claim: verifier.family_claim,
+            verified_cache: verifier.verified_cache,
             private_key_pem: None,
             kid: None,
             access_ttl: issuer.access_ttl,
@@ -269,6 +279,7 @@ impl fmt::Debug for RevokeConfig {
             .field("leeway", &self.leeway)
             .field("required_claims", &self.required_claims)
             .field("family_claim", &self.family_claim)
+            .field("verified_cache", &self.verified_cache)
             .field("private_key_pem", &self.private_key_pem)
             .field("kid", &self.kid)
             .field("access_ttl", &self.access_ttl)
@@ -451,6 +462,7 @@ impl RevokeConfig {
             leeway: self.leeway,
             required_claims: self.required_claims.clone(),
             family_claim: self.family_claim.clone(),
+            verified_cache: self.verified_cache,
         }
     }
 
