@@ -21,10 +21,13 @@ pub(crate) struct Rejection(pub(crate) Option<AuthError>);
 ///
 /// It verifies the token (signature, algorithm allow-list, `exp`/`nbf`, `iss`/`aud`,
 /// required claims), refuses refresh tokens (`"kind": "refresh"`), checks the in-memory
-/// revocation set (no I/O), and queues a last-seen sighting. Any failure is a 401 with an
-/// RFC 6750 `WWW-Authenticate` header and a JSON body; see [`AuthError`]. The one exception
-/// is a set older than `max_staleness_ms` (see [`RevokeConfig`](crate::RevokeConfig), off
-/// by default): then an unrevoked token gets a 503 ([`AuthError::Stale`]).
+/// revocation set (no I/O), and queues a last-seen sighting. A token this worker thread has
+/// verified before skips the signature check, never the rest (see
+/// [`RevokeConfig::verified_cache`](crate::RevokeConfig::verified_cache)). Any failure is a
+/// 401 with an RFC 6750 `WWW-Authenticate` header and a JSON body; see [`AuthError`]. The
+/// one exception is a set older than `max_staleness_ms` (see
+/// [`RevokeConfig`](crate::RevokeConfig), off by default): then an unrevoked token gets a
+/// 503 ([`AuthError::Stale`]).
 ///
 /// `E` is the app's own claims (flattened beside the registered ones); it defaults to
 /// [`NoExtra`]. The guard dereferences to [`Claims<E>`].

@@ -365,6 +365,38 @@ async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {
     );
 }
 
+/// A token the guard has accepted (so its signature sits in the verified-token cache) is
+/// refused as soon as it is revoked, with the cache on (the default) and off.
+async fn a_token_accepted_before_is_refused_once_revoked(db: &TestDb) {
+    for cache in [json!(512), json!(0)] {
+        let mut table = revoke_table();
+        table["verified_cache"] = cache.clone();
+        let figment = db.figment().merge(("revoke", table));
+        let client = Client::tracked(app_with(db, figment))
+            .await
+            .expect("valid rocket");
+        let revoker = Revoker::fetch(client.rocket()).expect("revoker").clone();
+        assert_eq!(json!(revoker.config().verified_cache), cache);
+        let claims = claims("erin");
+        let token = sign(&claims, SECRET);
+        for _ in 0..3 {
+            assert_eq!(
+                get_me(&client, &token).await.status(),
+                Status::Ok,
+                "{cache}"
+            );
+        }
+        revoker
+            .revoke_jti(claims["jti"].as_str().expect("jti"), None, None)
+            .await
+            .expect("revoke jti");
+        assert_invalid_token(get_me(&client, &token).await, "token revoked (jti)").await;
+        // Another signature over the same claims is refused too, for a bad signature.
+        let forged = sign(&claims, "another-secret-0123456789abcdef-0123456789");
+        assert_invalid_token(get_me(&client, &forged).await, "invalid signature").await;
+    }
+}
+
 async fn revoke_token_by_string_revokes_its_jti_and_family_on_request(db: &TestDb) {
     let client = client(db).await;
     let revoker = Revoker::fetch(client.rocket()).expect("revoker").clone();
@@ -716,6 +748,7 @@ both_backends!(
     bad_tokens_are_rejected_with_rfc6750_errors,
     several_authorization_headers_are_rejected,
     revoked_tokens_are_rejected_by_every_scope,
+    a_token_accepted_before_is_refused_once_revoked,
     revoke_token_by_string_revokes_its_jti_and_family_on_request,
     verified_guard_skips_the_revocation_check,
     option_and_result_forms_expose_the_rejection,
