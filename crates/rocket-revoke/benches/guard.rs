@@ -11,12 +11,17 @@
 //! - `guard_empty_set`: the same with an empty set.
 //! - `verify_only`: `Verifier::verify` alone.
 //!
+//! The same token is checked over and over, so `guard`, `guard_empty_set` and `verify_only`
+//! answer its signature from the verified-token cache, as a server does for a client's
+//! second and later requests. `guard_uncached` and `verify_uncached` are `guard` and
+//! `verify_only` with that cache off (`verified_cache = 0`): a token's first request.
+//!
 //! Run: `cargo bench -p rocket-revoke --bench guard`
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier};
+use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
 use rocket_revoke::Authenticated;
 
 const SECRET: &[u8] = b"bench-secret-0123456789abcdef-0123456789";
@@ -65,12 +70,19 @@ fn bench(c: &mut Criterion) {
     let token = token();
     let header = format!("Bearer {token}");
     let verifier = Verifier::hs256(SECRET);
+    let uncached = Verifier::new(&VerifierConfig {
+        secret: Some(String::from_utf8(SECRET.to_vec()).expect("utf-8")),
+        verified_cache: 0,
+        ..VerifierConfig::default()
+    })
+    .expect("verifier");
     let key = DecodingKey::from_secret(SECRET).expect("key");
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 30;
     let full = full_set();
     let empty = RevocationSet::new();
     assert!(guard_work(&verifier, &full, &header).is_some());
+    assert!(guard_work(&uncached, &full, &header).is_some());
     assert!(jsonwebtoken::decode::<Claims<NoExtra>>(&token, &key, &validation).is_ok());
 
     let mut g = c.benchmark_group("guard_hs256");
@@ -88,6 +100,12 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("verify_only", |b| {
         b.iter(|| verifier.verify::<NoExtra>(black_box(token.as_str())).ok())
+    });
+    g.bench_function("guard_uncached", |b| {
+        b.iter(|| guard_work(&uncached, &full, black_box(header.as_str())))
+    });
+    g.bench_function("verify_uncached", |b| {
+        b.iter(|| uncached.verify::<NoExtra>(black_box(token.as_str())).ok())
     });
     g.finish();
 }
