@@ -12,7 +12,11 @@
 //! - a `crit` header is rejected (no JWS extension is understood);
 //! - the signature is checked before any claim is looked at;
 //! - `exp`, `nbf` (and a future `iat`) are checked with the configured leeway; `iss`/`aud`
-//!   when configured; `required_claims` must be present.
+//!   when configured; `required_claims` must be present;
+//! - a token whose signature already verified on this thread, for this verifier and under
+//!   its current JWKS key set, skips the header, base64 and signature steps (their outcome
+//!   depends on nothing else); the claim checks above run on every call. See
+//!   [`VerifierConfig::verified_cache`].
 //!
 //! Nothing here logs token contents.
 
