@@ -20,66 +20,20 @@
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
-use rocket_revoke::Authenticated;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use revoke_core::{Claims, NoExtra, RevocationSet};
 
-const SECRET: &[u8] = b"bench-secret-0123456789abcdef-0123456789";
-
-/// A token like the ones `Issuer` mints: jti, sub, iat, exp, fid, kind.
-fn token() -> String {
-    let now = revoke_core::now_secs();
-    let claims = Claims::<NoExtra> {
-        jti: Some(uuid::Uuid::new_v4().to_string()),
-        sub: Some("alice".into()),
-        iat: Some(now),
-        exp: Some(now + 3600),
-        fid: Some(uuid::Uuid::new_v4().to_string()),
-        kind: Some(TokenKind::Access),
-        ..Claims::default()
-    };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET).expect("key"),
-    )
-    .expect("encode")
-}
-
-fn full_set() -> RevocationSet {
-    let set = RevocationSet::new();
-    for _ in 0..1_000_000 {
-        set.revoke_jti(&uuid::Uuid::new_v4().to_string(), 4_000_000_000);
-    }
-    set
-}
-
-fn guard_work(verifier: &Verifier, set: &RevocationSet, header: &str) -> Option<Claims<NoExtra>> {
-    let token = Authenticated::bearer_token(header).ok()?;
-    let claims = verifier.verify::<NoExtra>(token).ok()?;
-    if claims.kind == Some(TokenKind::Refresh) {
-        return None;
-    }
-    if set.check(&claims.token_ref()).is_some() {
-        return None;
-    }
-    Some(claims)
-}
+mod support;
+use support::{guard_work, revoked_set, token, verifiers, SECRET};
 
 fn bench(c: &mut Criterion) {
     let token = token();
     let header = format!("Bearer {token}");
-    let verifier = Verifier::hs256(SECRET);
-    let uncached = Verifier::new(&VerifierConfig {
-        secret: Some(String::from_utf8(SECRET.to_vec()).expect("utf-8")),
-        verified_cache: 0,
-        ..VerifierConfig::default()
-    })
-    .expect("verifier");
+    let (verifier, uncached) = verifiers();
     let key = DecodingKey::from_secret(SECRET).expect("key");
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 30;
-    let full = full_set();
+    let full = revoked_set(1_000_000);
     let empty = RevocationSet::new();
     assert!(guard_work(&verifier, &full, &header).is_some());
     assert!(guard_work(&uncached, &full, &header).is_some());
