@@ -132,17 +132,7 @@ fn measure(
         // guard costs when every request brings a token this thread has not seen.
         let uncached = App::start_with(binary, &sqlite_url, &[UNCACHED])?;
         let token = app.login("alice")?;
-        let rows = compare_routes(
-            args,
-            &token,
-            &[
-                ("/open", &app, "/open"),
-                ("/me", &app, "/me"),
-                (ME_UNCACHED, &uncached, "/me"),
-                ("/me/sql", &app, "/me/sql"),
-                ("/me/redis", &app, "/me/redis"),
-            ],
-        )?;
+        let rows = compare_guards(args, &token, &app, &uncached)?;
         report.routes("SQLite (WAL file)", &rows);
     }
     let pg_empty = pg.create("bench_empty")?;
@@ -150,17 +140,7 @@ fn measure(
     let token = app_empty.login("alice")?;
     {
         let uncached = App::start_with(binary, &pg_empty, &[UNCACHED])?;
-        let rows = compare_routes(
-            args,
-            &token,
-            &[
-                ("/open", &app_empty, "/open"),
-                ("/me", &app_empty, "/me"),
-                (ME_UNCACHED, &uncached, "/me"),
-                ("/me/sql", &app_empty, "/me/sql"),
-                ("/me/redis", &app_empty, "/me/redis"),
-            ],
-        )?;
+        let rows = compare_guards(args, &token, &app_empty, &uncached)?;
         report.routes("PostgreSQL 15 (loopback)", &rows);
     }
 
@@ -578,6 +558,27 @@ fn compare_routes(
             ((*label).to_owned(), Wrk::median(&r), rps)
         })
         .collect())
+}
+
+/// The unguarded, guarded and per-request-lookup routes of `app`, and the guarded route of
+/// `uncached` (the same app with the verified-token cache off), side by side.
+fn compare_guards(
+    args: &BenchArgs,
+    token: &str,
+    app: &App,
+    uncached: &App,
+) -> Result<Vec<(String, Wrk, Vec<f64>)>> {
+    compare_routes(
+        args,
+        token,
+        &[
+            ("/open", app, "/open"),
+            ("/me", app, "/me"),
+            (ME_UNCACHED, uncached, "/me"),
+            ("/me/sql", app, "/me/sql"),
+            ("/me/redis", app, "/me/redis"),
+        ],
+    )
 }
 
 /// Result of a write run.

@@ -22,7 +22,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// Longer tokens are verified every time: this bounds an entry to a few KiB, so a table
 /// holds at most `slots × ~3.5 KiB` per thread whatever tokens arrive.
-pub(crate) const MAX_CACHED_LEN: usize = 2048;
+const MAX_CACHED_LEN: usize = 2048;
 
 /// A token whose signature verified.
 struct Entry {
@@ -54,7 +54,7 @@ thread_local! {
 }
 
 /// Where a token's signature starts, or `None` when it has no `.` at all.
-pub(crate) fn signature_start(token: &str) -> Option<usize> {
+fn signature_start(token: &str) -> Option<usize> {
     token.rfind('.').map(|dot| dot + 1)
 }
 
