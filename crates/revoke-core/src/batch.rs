@@ -28,7 +28,7 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// One caller's revocation and where its answer goes.
 struct Job {
     rev: Revocation,
-    reply: oneshot::Sender<Result<Event>>,
+    reply: oneshot::Sender<Result<Option<Event>>>,
 }
 
 /// The queue in front of an engine's writer task. The task is started on first use, on the
@@ -50,8 +50,9 @@ impl Batcher {
     }
 
     /// Commits `rev` (together with whatever other revocations are waiting), applies it to the
-    /// set and returns its event; or the error that made its batch fail.
-    pub(crate) async fn revoke(&self, rev: Revocation) -> Result<Event> {
+    /// set and returns its event (`None`: already in force, nothing written); or the error
+    /// that made its batch fail.
+    pub(crate) async fn revoke(&self, rev: Revocation) -> Result<Option<Event>> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Job { rev, reply })?;
         answer.await.unwrap_or_else(|_| {
@@ -167,7 +168,10 @@ async fn commit(
             "{size} revocations committed {} events",
             events.len()
         ))),
-        Ok(events) => sync.apply_committed(&events).await.map(|()| events),
+        Ok(events) => {
+            let written: Vec<Event> = events.iter().flatten().cloned().collect();
+            sync.apply_committed(&written).await.map(|()| events)
+        }
         Err(e) => Err(e),
     };
     match outcome {

@@ -3,9 +3,12 @@
 use crate::batch::Batcher;
 use crate::store::{PruneReport, Store};
 use crate::sync::{SyncStatus, Syncer};
-use crate::{now_secs, Error, Event, Result, Revocation, RevocationSet, Scope, TokenRef};
+use crate::{
+    Bounds, Error, Event, Result, Revocation, RevocationSet, Scope, SharedClock, TokenRef,
+};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -17,28 +20,68 @@ pub struct EngineConfig {
     /// How often sync reads the event log when nothing woke it, in ms.
     /// _Default:_ `250`.
     pub poll_interval_ms: u64,
-    /// How often expired entries are dropped from the set, in seconds.
+    /// How often expired entries are dropped from the set and, when
+    /// [`prune_database`](Self::prune_database) is on, from the database, in seconds.
     /// _Default:_ `60`.
     pub prune_interval_secs: u64,
-    /// The longest lifetime of any token this app accepts, in seconds. Subject, family and
-    /// unknown-jti revocations are kept this long. It must be at least your refresh tokens'
-    /// lifetime, or a pruned cut-off would let an old token back in.
+    /// The longest lifetime (`exp - iat`) of any token this app accepts, in seconds. Tokens
+    /// living longer are refused, and subject, family and global revocations stay in force
+    /// this long past the last token they cover (see [`Bounds`]).
     /// _Default:_ `2592000` (30 days).
     pub max_token_ttl_secs: i64,
+    /// The verifier's leeway on `exp`, in seconds: a revocation outlives its tokens by it.
+    /// _Default:_ `30`.
+    pub leeway_secs: i64,
+    /// How far instances' clocks may disagree, in seconds: a revocation outlives its tokens
+    /// by it too. _Default:_ `60`.
+    pub clock_skew_secs: i64,
     /// How long expired registry rows and old events are kept, in seconds.
     /// _Default:_ `604800` (7 days).
     pub retention_secs: i64,
+    /// Record these bounds in the database at start (the largest of every app's wins), as an
+    /// app does. Off, the engine only reads the recorded bounds, as revokectl does.
+    /// _Default:_ `true`.
+    pub publish_bounds: bool,
+    /// Prune the database (expired revocations, old registry rows and events) on the
+    /// sync task every `prune_interval_secs`, one instance at a time.
+    /// _Default:_ `true`.
+    pub prune_database: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
+        let bounds = Bounds::default();
         Self {
             poll_interval_ms: 250,
             prune_interval_secs: 60,
-            max_token_ttl_secs: 30 * 24 * 3600,
-            retention_secs: 7 * 24 * 3600,
+            max_token_ttl_secs: bounds.max_token_ttl_secs,
+            leeway_secs: bounds.leeway_secs,
+            clock_skew_secs: bounds.clock_skew_secs,
+            retention_secs: bounds.retention_secs,
+            publish_bounds: true,
+            prune_database: true,
         }
     }
+}
+
+impl EngineConfig {
+    /// The lifetime bounds these settings declare.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            max_token_ttl_secs: self.max_token_ttl_secs,
+            leeway_secs: self.leeway_secs,
+            clock_skew_secs: self.clock_skew_secs,
+            retention_secs: self.retention_secs,
+        }
+    }
+}
+
+/// Rows the engine's scheduled prunes removed since start, by table.
+#[derive(Debug, Default)]
+struct Pruned {
+    revocations: AtomicU64,
+    tokens: AtomicU64,
+    events: AtomicU64,
 }
 
 /// A revocation to make, built with [`RevokeRequest::jti`] and friends.
@@ -50,7 +93,9 @@ pub struct RevokeRequest {
     pub key: String,
     /// For subject and global: revoke tokens issued at or before this time (default now).
     pub cutoff: Option<i64>,
-    /// When the revocation may be pruned (default: derived from the token or the max TTL).
+    /// For a jti: the token's `exp` (default: from the registry; unknown, the longest
+    /// lifetime from now); the revocation stays in force past it by leeway and skew. For the
+    /// other scopes: a later end of its time in force than the bounds give (never earlier).
     pub expires_at: Option<i64>,
     /// Why.
     pub reason: Option<String>,
@@ -111,7 +156,7 @@ impl RevokeRequest {
         self
     }
 
-    /// Sets when the revocation may be pruned.
+    /// Sets the token's `exp` (jti), or a later end of the time in force (other scopes).
     pub fn expires_at(mut self, at: i64) -> Self {
         self.expires_at = Some(at);
         self
@@ -129,7 +174,10 @@ impl RevokeRequest {
 /// let store = SqliteStore::connect("sqlite::memory:").await?;
 /// store.migrate().await?;
 /// let engine = Engine::new(Arc::new(store), EngineConfig::default()).await?;
-/// engine.revoke(RevokeRequest::jti("token-1").reason("stolen laptop")).await?;
+/// let event = engine.revoke(RevokeRequest::jti("token-1").reason("stolen laptop")).await?;
+/// assert!(event.is_some(), "committed and announced");
+/// // Already in force: nothing is written, and it still succeeds.
+/// assert!(engine.revoke(RevokeRequest::jti("token-1")).await?.is_none());
 /// let token = TokenRef { jti: Some("token-1"), ..TokenRef::default() };
 /// assert_eq!(engine.check(&token), Some(Scope::Jti));
 /// # Ok::<(), revoke_core::Error>(())
@@ -147,6 +195,10 @@ struct Inner {
     /// Group commit of [`Engine::revoke`].
     batcher: Batcher,
     config: EngineConfig,
+    clock: SharedClock,
+    /// The bounds in force on the database (the largest any app recorded).
+    bounds: RwLock<Bounds>,
+    pruned: Pruned,
     task: Mutex<Option<(JoinHandle<()>, Arc<Notify>)>>,
 }
 
@@ -161,9 +213,27 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads every unexpired revocation from `store` (which must be migrated). Sync is not
-    /// running until [`Engine::start_sync`].
+    /// Records or reads the lifetime bounds (see [`EngineConfig::publish_bounds`]), then
+    /// loads every revocation in force from `store` (which must be migrated). Time comes
+    /// from the store's [`Clock`](crate::Clock). Sync is not running until
+    /// [`Engine::start_sync`].
     pub async fn new(store: Arc<dyn Store>, config: EngineConfig) -> Result<Self> {
+        let mine = config.bounds();
+        mine.validate()?;
+        let bounds = if config.publish_bounds {
+            store.publish_settings(&mine).await?
+        } else {
+            match store.settings().await? {
+                Some(recorded) => recorded,
+                None => {
+                    tracing::warn!(
+                        "no lifetime bounds recorded in the database (no app has launched on it); using the defaults"
+                    );
+                    mine
+                }
+            }
+        };
+        let clock = store.clock();
         let set = Arc::new(RevocationSet::new());
         let sync = Arc::new(Syncer::new(store.clone(), set.clone()));
         sync.reload().await?;
@@ -175,9 +245,56 @@ impl Engine {
                 sync,
                 batcher,
                 config,
+                clock,
+                bounds: RwLock::new(bounds),
+                pruned: Pruned::default(),
                 task: Mutex::new(None),
             }),
         })
+    }
+
+    /// The clock every decision of this engine reads (the store's).
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// Now, in seconds since the epoch, by [`Engine::clock`].
+    #[inline]
+    pub fn now_secs(&self) -> i64 {
+        self.inner.clock.now_secs()
+    }
+
+    /// The lifetime bounds in force on the database: what revocations are sized by.
+    pub fn bounds(&self) -> Bounds {
+        *self.inner.bounds.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the recorded bounds again (the sync task does so every prune interval, so an
+    /// app launched later with longer lifetimes is heard of).
+    pub async fn refresh_bounds(&self) -> Result<Bounds> {
+        let recorded = self.inner.store.settings().await?;
+        let mut bounds = self.inner.bounds.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(recorded) = recorded {
+            *bounds = bounds.merge(&recorded);
+        }
+        Ok(*bounds)
+    }
+
+    /// Milliseconds since sync last read the database successfully, `None` before the
+    /// first read. One atomic load: cheap enough for every request.
+    #[inline]
+    pub fn staleness_ms(&self) -> Option<i64> {
+        self.inner.sync.staleness_ms(self.inner.clock.now_ms())
+    }
+
+    /// Rows removed by the scheduled database prunes since start.
+    pub fn pruned(&self) -> PruneReport {
+        let p = &self.inner.pruned;
+        PruneReport {
+            revocations: p.revocations.load(Ordering::Relaxed),
+            tokens: p.tokens.load(Ordering::Relaxed),
+            events: p.events.load(Ordering::Relaxed),
+        }
     }
 
     /// Which scope revokes this token, if any. Never does I/O and never waits on a writer.
@@ -216,32 +333,41 @@ impl Engine {
     /// Commits a revocation, applies it to the local set, and lets other instances know
     /// (NOTIFY on PostgreSQL). If the commit fails nothing changes and the error is returned.
     ///
+    /// Returns the event written, or `None` when an equal or stronger revocation of the same
+    /// key is already in force: then nothing is written, nobody is notified, and it is still
+    /// a success (the token is revoked).
+    ///
+    /// The key is taken exactly as it appears in tokens (a blank one is an error); a cut-off
+    /// later than now plus the leeway is an error. The revocation stays in force as long as
+    /// any token it covers can be accepted (see [`Bounds`]).
+    ///
     /// Concurrent calls on one engine are committed together (group commit): one transaction
     /// takes every revocation waiting at that moment (up to 256), so throughput grows with
     /// concurrency instead of being one disk flush per revocation. Each caller still gets its
-    /// own event, returned only once the revocation is committed and applied to the local set;
-    /// if the batch's transaction fails, every caller in it gets the error and none of it is
-    /// written. Repeated revocations of one key in a batch behave as if made one after the
-    /// other (each gets its event; a cut-off or expiry never moves backwards).
-    pub async fn revoke(&self, req: RevokeRequest) -> Result<Event> {
-        let rev = self.resolve(req, now_secs()).await?;
+    /// own answer, returned only once the revocation is committed and applied to the local
+    /// set; if the batch's transaction fails, every caller in it gets the error and none of it
+    /// is written. Repeated revocations of one key in a batch behave as if made one after the
+    /// other (a cut-off or expiry never moves backwards).
+    pub async fn revoke(&self, req: RevokeRequest) -> Result<Option<Event>> {
+        let rev = self.resolve(req, self.now_secs()).await?;
         self.inner.batcher.revoke(rev).await
     }
 
     /// Commits several revocations in one transaction of their own (all or nothing), and
-    /// returns their events in the order of `reqs`.
-    pub async fn revoke_many(&self, reqs: Vec<RevokeRequest>) -> Result<Vec<Event>> {
-        let now = now_secs();
+    /// returns their outcomes (as [`Engine::revoke`]'s) in the order of `reqs`.
+    pub async fn revoke_many(&self, reqs: Vec<RevokeRequest>) -> Result<Vec<Option<Event>>> {
+        let now = self.now_secs();
         let mut revs = Vec::with_capacity(reqs.len());
         for req in reqs {
             revs.push(self.resolve(req, now).await?);
         }
         let events = self.inner.store.revoke(&revs).await?;
-        self.inner.sync.apply_committed(&events).await?;
+        let written: Vec<Event> = events.iter().flatten().cloned().collect();
+        self.inner.sync.apply_committed(&written).await?;
         Ok(events)
     }
 
-    /// Lifts a revocation; `None` when there was none.
+    /// Lifts a revocation; `None` when there was none. The key is taken exactly as given.
     pub async fn restore(
         &self,
         scope: Scope,
@@ -249,6 +375,9 @@ impl Engine {
         reason: Option<&str>,
         actor: Option<&str>,
     ) -> Result<Option<Event>> {
+        if scope != Scope::Global && key.trim().is_empty() {
+            return Err(Error::Invalid(format!("a {scope} restore needs a non-blank key")));
+        }
         let event = self.inner.store.restore(scope, key, reason, actor).await?;
         if let Some(e) = &event {
             self.inner
@@ -275,51 +404,96 @@ impl Engine {
         self.inner.sync.reload().await
     }
 
-    /// Prunes the database (expired revocations, old registry rows and events) and the set.
+    /// Prunes the database (revocations no longer in force, registry rows and events past
+    /// the recorded retention) and the set, now.
     pub async fn prune(&self) -> Result<PruneReport> {
-        let now = now_secs();
-        let report = self
-            .inner
-            .store
-            .prune(now, self.inner.config.retention_secs)
-            .await?;
+        let now = self.now_secs();
+        let retention = self.bounds().retention_secs;
+        let report = self.inner.store.prune(now, retention).await?;
         self.inner.set.prune(now);
         Ok(report)
     }
 
-    /// Fills in a request's cut-off and expiry.
+    /// The scheduled prune: the set always, the database when this instance wins the claim.
+    async fn scheduled_prune(&self) {
+        let now_ms = self.inner.clock.now_ms();
+        let dropped = self.inner.set.prune(now_ms.div_euclid(1000));
+        if dropped > 0 {
+            tracing::debug!(dropped, "pruned expired revocations from the set");
+        }
+        if let Err(e) = self.refresh_bounds().await {
+            tracing::debug!(error = %e, "cannot re-read the lifetime bounds");
+        }
+        if !self.inner.config.prune_database {
+            return;
+        }
+        let interval_ms =
+            i64::try_from(self.inner.config.prune_interval_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+        match self.inner.store.claim_prune(now_ms, interval_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot claim the database prune");
+                return;
+            }
+        }
+        let retention = self.bounds().retention_secs;
+        match self.inner.store.prune(now_ms.div_euclid(1000), retention).await {
+            Ok(report) => {
+                let p = &self.inner.pruned;
+                p.revocations.fetch_add(report.revocations, Ordering::Relaxed);
+                p.tokens.fetch_add(report.tokens, Ordering::Relaxed);
+                p.events.fetch_add(report.events, Ordering::Relaxed);
+                tracing::debug!(?report, "pruned the database");
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduled database prune failed"),
+        }
+    }
+
+    /// Checks a request and fills in its cut-off and expiry from the bounds in force.
     async fn resolve(&self, req: RevokeRequest, now: i64) -> Result<Revocation> {
-        let ttl = self.inner.config.max_token_ttl_secs;
-        let key = req.key.trim().to_owned();
-        if req.scope != Scope::Global && key.is_empty() {
+        let bounds = self.bounds();
+        // Keys match exactly as they appear in tokens: no trimming, and a blank key would
+        // never match anything a caller meant.
+        if req.scope != Scope::Global && req.key.trim().is_empty() {
             return Err(Error::Invalid(format!(
-                "a {} revocation needs a key",
+                "a {} revocation needs a non-blank key",
                 req.scope
             )));
         }
+        if let Some(cutoff) = req.cutoff {
+            let latest = now.saturating_add(bounds.leeway_secs);
+            if cutoff > latest {
+                return Err(Error::Invalid(format!(
+                    "the cut-off {cutoff} is {} s in the future; a cut-off covers tokens already issued, so it must not be later than now (plus the {} s leeway)",
+                    cutoff - now,
+                    bounds.leeway_secs
+                )));
+            }
+        }
+        let key = req.key;
         let (cutoff, expires_at) = match req.scope {
             Scope::Jti => {
-                let exp = match req.expires_at {
-                    Some(e) => e,
+                let until = match req.expires_at {
+                    Some(exp) => bounds.jti_until(exp),
                     None => match self.inner.store.token(&key, now).await? {
-                        Some(t) => t.token.exp,
-                        None => now.saturating_add(ttl),
+                        Some(t) => bounds.jti_until(t.token.exp),
+                        None => bounds.issued_until(now),
                     },
                 };
-                (None, Some(exp))
+                (None, until)
             }
-            Scope::Family => (
-                None,
-                Some(req.expires_at.unwrap_or(now.saturating_add(ttl))),
-            ),
-            Scope::Subject => {
+            Scope::Family => (None, bounds.issued_until(now)),
+            Scope::Subject | Scope::Global => {
                 let cutoff = req.cutoff.unwrap_or(now);
-                (
-                    Some(cutoff),
-                    Some(req.expires_at.unwrap_or(cutoff.saturating_add(ttl))),
-                )
+                (Some(cutoff), bounds.issued_until(cutoff))
             }
-            Scope::Global => (Some(req.cutoff.unwrap_or(now)), req.expires_at),
+        };
+        // An explicit expiry can only lengthen the time in force, never cut it short.
+        let expires_at = match (req.scope, req.expires_at) {
+            (Scope::Jti, _) | (_, None) => expires_at,
+            (_, Some(at)) => expires_at.max(at),
         };
         Ok(Revocation {
             scope: req.scope,
@@ -329,7 +503,7 @@ impl Engine {
                 key
             },
             cutoff,
-            expires_at,
+            expires_at: Some(expires_at),
             reason: req.reason,
             actor: req.actor,
             revoked_at: now,
@@ -337,6 +511,9 @@ impl Engine {
     }
 
     /// Starts the background sync task (idempotent). Needs a Tokio runtime.
+    ///
+    /// The task is supervised: if it ends or panics it is started again after a backoff
+    /// (100 ms doubling to 30 s), and [`SyncStatus::restarts`] and `last_error` say so.
     pub fn start_sync(&self) {
         let mut slot = self.inner.task.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
@@ -345,7 +522,7 @@ impl Engine {
         let stop = Arc::new(Notify::new());
         let engine = self.clone();
         let stop2 = stop.clone();
-        let handle = tokio::spawn(async move { engine.run_sync(stop2).await });
+        let handle = tokio::spawn(async move { engine.supervise(stop2).await });
         *slot = Some((handle, stop));
     }
 
@@ -363,12 +540,45 @@ impl Engine {
         }
     }
 
+    async fn supervise(&self, stop: Arc<Notify>) {
+        const FIRST: Duration = Duration::from_millis(100);
+        const MOST: Duration = Duration::from_secs(30);
+        let mut backoff = FIRST;
+        loop {
+            let engine = self.clone();
+            let inner_stop = stop.clone();
+            let started = tokio::time::Instant::now();
+            let run = tokio::spawn(async move { engine.run_sync(inner_stop).await });
+            // The loop only returns when asked to stop.
+            let why = match run.await {
+                Ok(()) => break,
+                Err(e) if e.is_panic() => "the sync task panicked".to_owned(),
+                Err(e) => format!("the sync task failed: {e}"),
+            };
+            self.inner.sync.set_listening(false);
+            self.inner.sync.note_restart(why.clone());
+            if started.elapsed() > MOST {
+                backoff = FIRST;
+            }
+            tracing::error!(reason = %why, retry_in_ms = backoff.as_millis() as u64, "revocation sync stopped; restarting it");
+            tokio::select! {
+                _ = stop.notified() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MOST);
+        }
+        self.inner.sync.set_listening(false);
+    }
+
     async fn run_sync(&self, stop: Arc<Notify>) {
         let poll = Duration::from_millis(self.inner.config.poll_interval_ms.max(1));
         let prune_every = Duration::from_secs(self.inner.config.prune_interval_secs.max(1));
         let mut feed = None;
         let mut next_feed_attempt = tokio::time::Instant::now();
         let mut next_prune = tokio::time::Instant::now() + prune_every;
+        // Reads happen at least once a poll interval even while notifications keep
+        // arriving, so staleness measures the database's reachability, not traffic.
+        let mut last_read = tokio::time::Instant::now();
         loop {
             if feed.is_none() && tokio::time::Instant::now() >= next_feed_attempt {
                 match self.inner.store.listen().await {
@@ -377,6 +587,7 @@ impl Engine {
                         self.inner.sync.set_listening(true);
                         // Anything committed while we were not listening.
                         let _ = self.inner.sync.catch_up().await;
+                        last_read = tokio::time::Instant::now();
                     }
                     Ok(None) => next_feed_attempt += Duration::from_secs(3600 * 24 * 365),
                     Err(e) => {
@@ -396,13 +607,14 @@ impl Engine {
                 Feed(Result<Option<i64>>),
                 Timer,
             }
+            let until_read = poll.saturating_sub(last_read.elapsed());
             let woke = tokio::select! {
                 _ = stop.notified() => Woke::Stop,
                 r = woke => Woke::Feed(r),
-                _ = tokio::time::sleep(poll) => Woke::Timer,
+                _ = tokio::time::sleep(until_read) => Woke::Timer,
             };
             let read = match woke {
-                Woke::Stop => break,
+                Woke::Stop => return,
                 Woke::Feed(Err(e)) => {
                     tracing::warn!(error = %e, "change feed lost; polling until it is back");
                     feed = None;
@@ -415,20 +627,18 @@ impl Engine {
                 // announces its own last id, so nothing is missed.
                 Woke::Feed(Ok(Some(upto))) => upto > self.inner.sync.cursor(),
                 Woke::Feed(Ok(None)) | Woke::Timer => true,
-            };
+            } || last_read.elapsed() >= poll;
             if read {
+                last_read = tokio::time::Instant::now();
                 if let Err(e) = self.inner.sync.catch_up().await {
                     tracing::warn!(error = %e, "revocation sync failed; serving the last synced set");
                 }
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + prune_every;
-                let dropped = self.inner.set.prune(now_secs());
-                if dropped > 0 {
-                    tracing::debug!(dropped, "pruned expired revocations from the set");
-                }
+                self.scheduled_prune().await;
             }
         }
-        self.inner.sync.set_listening(false);
     }
 }
+

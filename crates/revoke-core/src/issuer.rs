@@ -2,9 +2,7 @@
 //! reuse detection.
 
 use crate::store::{Rotation, TokenRecord};
-use crate::{
-    now_secs, Claims, Engine, NoExtra, Revocation, Scope, TokenKind, Verifier, VerifyError,
-};
+use crate::{Claims, Engine, NoExtra, Revocation, Scope, TokenKind, Verifier, VerifyError};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -164,7 +162,7 @@ impl Issuer {
         verifier: &Verifier,
         refresh_token: &str,
     ) -> Result<TokenPair, RefreshError> {
-        let claims: Claims<NoExtra> = verifier.verify(refresh_token)?;
+        let claims: Claims<NoExtra> = verifier.verify_at(refresh_token, self.engine.now_secs())?;
         if claims.kind != Some(TokenKind::Refresh) {
             return Err(RefreshError::NotRefresh);
         }
@@ -179,12 +177,12 @@ impl Issuer {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (pair, records) = self.mint(sub, &fid, None)?;
-        let now = now_secs();
+        let now = self.engine.now_secs();
         let on_reuse = Revocation {
             scope: Scope::Family,
             key: fid.clone(),
             cutoff: None,
-            expires_at: Some(now.saturating_add(self.config.refresh_ttl)),
+            expires_at: Some(self.engine.bounds().issued_until(now)),
             reason: Some("refresh token reuse detected".into()),
             actor: Some("system".into()),
             revoked_at: now,
@@ -206,6 +204,9 @@ impl Issuer {
                 Err(RefreshError::Reused)
             }
             Rotation::Unknown => Err(RefreshError::Unknown),
+            // A revocation this instance has not synced yet: the database saw it inside the
+            // rotation's transaction.
+            Rotation::Revoked(scope) => Err(RefreshError::Revoked(scope)),
         }
     }
 
@@ -215,7 +216,15 @@ impl Issuer {
         fid: &str,
         label: Option<&str>,
     ) -> crate::Result<(TokenPair, Vec<TokenRecord>)> {
-        let now = now_secs();
+        // Cut-offs are whole seconds and inclusive: a token minted in the second of a standing
+        // subject or global cut-off would be born revoked. Issue it in the next second
+        // instead, so a login right after "log out everywhere" works.
+        let set = self.engine.set();
+        let standing = set.subject_cutoff(sub).max(set.global_cutoff());
+        let now = match standing {
+            Some(cutoff) => self.engine.now_secs().max(cutoff.saturating_add(1)),
+            None => self.engine.now_secs(),
+        };
         let make = |kind: TokenKind, ttl: i64| Claims {
             jti: Some(uuid::Uuid::new_v4().to_string()),
             sub: Some(sub.to_owned()),

@@ -48,10 +48,12 @@
 
 mod batch;
 pub mod claims;
+mod clock;
 mod engine;
 mod error;
 pub mod issuer;
 pub mod jwks;
+mod lifetime;
 pub mod set;
 pub mod store;
 pub mod sync;
@@ -60,10 +62,12 @@ mod verified;
 pub mod verifier;
 
 pub use claims::{Audience, Claims, NoExtra};
+pub use clock::{system_clock, Clock, ManualClock, SharedClock, SystemClock};
 pub use engine::{Engine, EngineConfig, RevokeRequest};
 pub use error::{Error, Result};
 pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
 pub use jwks::{JwksRefresher, JwksStatus};
+pub use lifetime::{Bounds, DEFAULT_CLOCK_SKEW_SECS, MAX_LEEWAY_SECS, MAX_TTL_SECS};
 pub use set::{RevocationSet, SetLoader};
 pub use sync::SyncStatus;
 pub use types::*;

@@ -48,10 +48,10 @@
 //!
 //! # Keys
 //!
-//! * A `jti` that is a 36-character hyphenated UUID (either case) is parsed into its `u128`
-//!   value: no hashing, no `String`, and upper- and lower-case spellings are the same key. Only
-//!   that exact form is parsed; a 32-digit "simple" UUID, a braced or `urn:uuid:` form is a
-//!   different string and goes through the string path.
+//! * A `jti` that is a 36-character hyphenated lower-case UUID is parsed into its `u128`
+//!   value: no hashing, no `String`. Only that exact form is parsed; an upper- or mixed-case
+//!   spelling, a 32-digit "simple" UUID, a braced or `urn:uuid:` form is a different string
+//!   and goes through the string path, so the set matches jtis exactly as the database does.
 //! * Every other `jti`, every `sub` and every `fid` is keyed by a 128-bit xxh3 hash of its bytes,
 //!   seeded with a random per-set seed, in its own table (so a string's hash can never be confused
 //!   with a UUID value). For `n` distinct strings in one table the chance that any two share a
@@ -677,9 +677,10 @@ fn hex8(x: u64) -> (u64, u64) {
         v.wrapping_add(ONES * u64::from(0x80 - lo)) & !v.wrapping_add(ONES * u64::from(0x7F - hi))
     };
     let digit = in_range(x, b'0', b'9');
-    let letter = in_range(x | (ONES * 0x20), b'a', b'f');
+    // Lower case only: the database compares jtis as exact strings, so the set must too.
+    let letter = in_range(x, b'a', b'f');
     let bad = (((digit | letter) & HIGH) ^ HIGH) | (x & HIGH);
-    // '0'..='9' -> low nibble; 'a'..='f' / 'A'..='F' (bit 6 set) -> low nibble + 9.
+    // '0'..='9' -> low nibble; 'a'..='f' (bit 6 set) -> low nibble + 9.
     let nib = (x & (ONES * 0x0F)) + 9 * ((x >> 6) & ONES);
     // First digit to the most significant position, then squeeze 8 nibbles into 32 bits.
     let v = nib.swap_bytes();
@@ -708,7 +709,8 @@ fn le4(b: &[u8; 36], i: usize) -> u64 {
     u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]))
 }
 
-/// The value of a 36-character hyphenated UUID (`8-4-4-4-12` hex digits, either case).
+/// The value of a 36-character hyphenated lower-case UUID (`8-4-4-4-12` hex digits). Any
+/// other spelling is an ordinary string key: jtis match exactly, as in the database.
 #[inline]
 fn parse_uuid(s: &str) -> Option<u128> {
     let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
@@ -1158,12 +1160,13 @@ mod tests {
     fn set_parse_uuid_forms() {
         assert_eq!(parse_uuid(NIL), Some(0));
         assert_eq!(
-            parse_uuid("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"),
+            parse_uuid("ffffffff-ffff-ffff-ffff-ffffffffffff"),
             Some(u128::MAX)
         );
+        assert_eq!(parse_uuid("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"), None);
         let v = uuid::Uuid::parse_str(U).unwrap().as_u128();
         assert_eq!(parse_uuid(U), Some(v));
-        assert_eq!(parse_uuid(&U.to_uppercase()), Some(v));
+        assert_eq!(parse_uuid(&U.to_uppercase()), None);
         assert_eq!(parse_uuid("550e8400e29b41d4a716446655440000"), None);
         assert_eq!(parse_uuid("550e8400-e29b-41d4-a716-44665544000g"), None);
         assert_eq!(parse_uuid("550e8400-e29b-41d4-a716_446655440000"), None);
@@ -1181,7 +1184,7 @@ mod tests {
                     if matches!(i, 8 | 13 | 18 | 23) {
                         *c == b'-'
                     } else {
-                        c.is_ascii_hexdigit()
+                        c.is_ascii_digit() || (b'a'..=b'f').contains(c)
                     }
                 });
             ok.then(|| uuid::Uuid::try_parse_ascii(s).unwrap().as_u128())
@@ -1210,7 +1213,7 @@ mod tests {
             let u = uuid_str(i);
             let v = uuid::Uuid::parse_str(&u).unwrap().as_u128();
             assert_eq!(parse_uuid(&u), Some(v));
-            assert_eq!(parse_uuid(&u.to_uppercase()), Some(v));
+            assert_eq!(parse_uuid(&u.to_uppercase()), None);
         }
     }
 
@@ -1226,20 +1229,22 @@ mod tests {
     }
 
     #[test]
-    fn set_jti_uuid_case_insensitive() {
+    fn set_jti_uuid_matches_exactly_as_the_database_does() {
         let s = RevocationSet::new();
         s.revoke_jti(U, 100);
         assert_eq!(s.check(&jti(U)), Some(Scope::Jti));
-        assert_eq!(s.check(&jti(&U.to_uppercase())), Some(Scope::Jti));
-        assert!(s.contains_jti(&U.to_uppercase()));
+        // Another spelling is another jti, as in the database's text comparison.
+        assert_eq!(s.check(&jti(&U.to_uppercase())), None);
+        assert!(!s.contains_jti(&U.to_uppercase()));
         assert_eq!(s.check(&jti("550e8400-e29b-41d4-a716-446655440001")), None);
         // The simple form is a different string.
         assert_eq!(s.check(&jti("550e8400e29b41d4a716446655440000")), None);
         s.revoke_jti(&U.to_uppercase(), 50);
-        assert_eq!(s.len().jtis, 1);
+        assert_eq!(s.len().jtis, 2);
+        // Restoring one spelling leaves the other's entry.
         assert!(s.restore(Scope::Jti, &U.to_uppercase()));
-        assert_eq!(s.check(&jti(U)), None);
-        assert!(!s.restore(Scope::Jti, U));
+        assert_eq!(s.check(&jti(U)), Some(Scope::Jti));
+        assert!(s.restore(Scope::Jti, U));
         assert!(s.is_empty());
     }
 

@@ -2,8 +2,9 @@
 //! read by cursor, woken by NOTIFY on PostgreSQL and by a timer everywhere.
 
 use crate::store::{Backend, Store};
-use crate::{now_ms, Event, EventKind, Result, RevocationSet};
+use crate::{Event, EventKind, Result, RevocationSet, SharedClock};
 use serde::Serialize;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How many events one read fetches.
@@ -28,6 +29,8 @@ pub struct SyncStatus {
     pub listening: bool,
     /// Events applied since start.
     pub applied: u64,
+    /// Times the sync task ended or panicked and was restarted by its supervisor.
+    pub restarts: u64,
     /// Failed reads of the database since start.
     pub errors: u64,
 }
@@ -57,6 +60,10 @@ pub(crate) struct Syncer {
     /// so a slow read can never re-apply an old event over a newer one.
     cursor: tokio::sync::Mutex<i64>,
     status: Mutex<SyncStatus>,
+    /// `status.last_success_ms` (`i64::MIN` before the first), readable on the request path
+    /// without the lock.
+    last_success_ms: AtomicI64,
+    clock: SharedClock,
     /// Set once, by a metrics layer; read per applied batch.
     lag_observer: std::sync::OnceLock<LagObserver>,
 }
@@ -68,10 +75,12 @@ impl Syncer {
             ..SyncStatus::default()
         };
         Self {
+            clock: store.clock(),
             store,
             set,
             cursor: tokio::sync::Mutex::new(0),
             status: Mutex::new(status),
+            last_success_ms: AtomicI64::new(i64::MIN),
             lag_observer: std::sync::OnceLock::new(),
         }
     }
@@ -84,7 +93,7 @@ impl Syncer {
     /// Reports the lag of each applied event to the observer, if any.
     fn report_lag(&self, events: &[Event]) {
         if let Some(observe) = self.lag_observer.get() {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             for e in events {
                 observe(now.saturating_sub(e.at_ms));
             }
@@ -110,6 +119,24 @@ impl Syncer {
             .map_or_else(|p| p.into_inner().cursor, |s| s.cursor)
     }
 
+    /// Milliseconds since the last successful read at `now_ms` (`None` before the first):
+    /// one atomic load, for the request path.
+    #[inline]
+    pub(crate) fn staleness_ms(&self, now_ms: i64) -> Option<i64> {
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        (last != i64::MIN).then(|| now_ms.saturating_sub(last).max(0))
+    }
+
+    /// Notes that the sync task ended or panicked and is being restarted.
+    pub(crate) fn note_restart(&self, why: String) {
+        let now = self.clock.now_ms();
+        self.with_status(|s| {
+            s.restarts += 1;
+            s.last_error = Some(why);
+            s.last_error_ms = Some(now);
+        });
+    }
+
     pub(crate) fn set_listening(&self, on: bool) {
         self.with_status(|s| s.listening = on);
     }
@@ -132,7 +159,7 @@ impl Syncer {
         let mut loader = self.set.loader();
         let cursor = self.record(
             self.store
-                .snapshot_into(crate::now_secs(), &mut loader)
+                .snapshot_into(self.clock.now_secs(), &mut loader)
                 .await,
         )?;
         let n = loader.pushed();
@@ -174,7 +201,7 @@ impl Syncer {
             let first_new = events.partition_point(|e| e.id <= *cursor);
             self.report_lag(&events[first_new..]);
             *cursor = last.id;
-            let lag = now_ms().saturating_sub(last.at_ms);
+            let lag = self.clock.now_ms().saturating_sub(last.at_ms);
             self.with_status(|s| {
                 s.cursor = last.id;
                 s.lag_ms = Some(lag);
@@ -213,7 +240,7 @@ impl Syncer {
             self.report_lag(&events);
             if let Some(last) = events.last() {
                 *cursor = last.id;
-                let lag = now_ms().saturating_sub(last.at_ms);
+                let lag = self.clock.now_ms().saturating_sub(last.at_ms);
                 let c = *cursor;
                 self.with_status(|s| {
                     s.cursor = c;
@@ -246,12 +273,15 @@ impl Syncer {
 
     /// Notes the outcome of a database read in the status.
     fn record<T>(&self, r: Result<T>) -> Result<T> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match &r {
-            Ok(_) => self.with_status(|s| {
-                s.last_success_ms = Some(now);
-                s.last_error = None;
-            }),
+            Ok(_) => {
+                self.with_status(|s| {
+                    s.last_success_ms = Some(now);
+                    s.last_error = None;
+                });
+                self.last_success_ms.fetch_max(now, Ordering::Release);
+            }
             Err(e) => {
                 let msg = e.to_string();
                 self.with_status(|s| {

@@ -166,6 +166,11 @@ pub enum VerifyError {
     /// The header has a `crit` parameter; no JWS extension is supported.
     #[error("unsupported critical header")]
     UnsupportedCritical,
+    /// The token may live longer (`exp - iat`, or `exp - now` without `iat`) than the
+    /// maximum lifetime every revocation is sized for ([`Verifier::with_max_lifetime`]):
+    /// accepting it would let it outlive a revocation that covers it.
+    #[error("token lifetime exceeds the maximum")]
+    LifetimeTooLong,
     /// No crypto backend is available (a build with both or neither of jsonwebtoken's
     /// `rust_crypto` and `aws_lc_rs` features); a server fault, not the token's.
     #[error("token verification unavailable")]
@@ -188,6 +193,7 @@ impl VerifyError {
             VerifyError::TooLarge => "token too large",
             VerifyError::UnsupportedCritical => "unsupported critical header",
             VerifyError::Unavailable => "token verification unavailable",
+            VerifyError::LifetimeTooLong => "token lifetime exceeds the maximum",
         }
     }
 }
@@ -303,6 +309,8 @@ pub struct Verifier {
     cache_id: Arc<()>,
     /// Slots per thread of the verified-token cache; 0: off.
     verified_cache: usize,
+    /// Longest accepted token lifetime, in seconds; with one, `exp` is required.
+    max_lifetime: Option<i64>,
 }
 
 impl Verifier {
@@ -397,7 +405,24 @@ impl Verifier {
             family_claim: (config.family_claim != "fid").then(|| config.family_claim.clone()),
             cache_id: Arc::new(()),
             verified_cache: config.verified_cache,
+            max_lifetime: None,
         })
+    }
+
+    /// Refuses tokens that may live longer than `secs` ([`VerifyError::LifetimeTooLong`]:
+    /// `exp - iat`, or `exp - now` for a token without `iat`) and tokens without `exp`
+    /// ([`VerifyError::MissingClaim`]). Revocations stay in force for this long past their
+    /// cut-off, so a token that lived longer would come back once they end: every verifier
+    /// whose tokens are checked against revocations needs it (the rocket-revoke fairing sets
+    /// it from `max_token_ttl_secs`).
+    pub fn with_max_lifetime(mut self, secs: i64) -> Self {
+        self.max_lifetime = Some(secs.max(0));
+        self
+    }
+
+    /// The leeway on `exp`, `nbf` and `iat`, in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.leeway
     }
 
     /// An HS256 verifier with the given secret and the default claim rules (leeway 30 s,
@@ -428,6 +453,7 @@ impl Verifier {
             family_claim: None,
             cache_id: Arc::new(()),
             verified_cache: defaults.verified_cache,
+            max_lifetime: None,
         }
     }
 
@@ -643,6 +669,15 @@ impl Verifier {
         if let Some(exp) = claims.exp {
             if exp.saturating_add(self.leeway) <= now {
                 return Err(VerifyError::Expired);
+            }
+        }
+        if let Some(max) = self.max_lifetime {
+            let Some(exp) = claims.exp else {
+                return Err(VerifyError::MissingClaim("exp".into()));
+            };
+            let born = claims.iat.unwrap_or(now);
+            if exp.saturating_sub(born) > max || exp.saturating_sub(now) > max {
+                return Err(VerifyError::LifetimeTooLong);
             }
         }
         let latest_start = now.saturating_add(self.leeway);

@@ -412,8 +412,19 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
             req.scope
         )));
     }
-    let event = engine.revoke(req).await?;
-    print_event(&event, json, "revoked")
+    match engine.revoke(req.clone()).await? {
+        Some(event) => print_event(&event, json, "revoked"),
+        None if json => print_json(&serde_json::json!({
+            "scope": req.scope, "key": req.key, "changed": false,
+        })),
+        None => {
+            println!(
+                "{} {} was already revoked by an equal or stronger revocation; nothing changed",
+                req.scope, req.key
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn restore(engine: &Engine, a: RestoreArgs, json: bool) -> Result<(), Failure> {

@@ -146,7 +146,8 @@ pub async fn handle(engine: &Engine, req: Request) -> Action {
                 format!("{} {}", req.scope, req.key)
             };
             match engine.revoke(req).await {
-                Ok(e) => Action::Done(format!("revoked {what} (event #{})", e.id)),
+                Ok(Some(e)) => Action::Done(format!("revoked {what} (event #{})", e.id)),
+                Ok(None) => Action::Done(format!("{what} was already revoked; nothing changed")),
                 Err(e) => Action::Failed(format!("revoking {what} failed: {e}")),
             }
         }

@@ -100,7 +100,8 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `[]`.
     pub audience: Vec<String>,
-    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds, at most 3600. Revocations
+    /// stay in force this long (plus `clock_skew_secs`) past the tokens they cover.
     ///
     /// _Default:_ `30`.
     pub leeway: u64,
@@ -161,15 +162,28 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ none (off).
     pub max_staleness_ms: Option<u64>,
-    /// How often expired entries are dropped from the in-memory set, in seconds.
+    /// How often expired entries are dropped from the in-memory set and the database is
+    /// pruned (revocations no longer in force, registry rows and events past
+    /// `retention_secs`), in seconds. The database prune runs on one instance at a time, in
+    /// transactions of at most 1000 rows per table.
     ///
     /// _Default:_ `60`.
     pub prune_interval_secs: u64,
-    /// The longest lifetime of any token the app accepts, in seconds; subject, family and
-    /// unknown-jti revocations are kept this long.
+    /// The longest lifetime (`exp - iat`) of any token the app accepts, in seconds, at most
+    /// 10 years. Tokens that may live longer, and tokens without `exp`, are refused (401
+    /// `token lifetime exceeds the maximum`), because revocations are kept in force this long
+    /// past the last token they cover. Recorded in the database at launch; the largest value
+    /// of every app on the database is what every writer (other instances, revokectl) sizes
+    /// revocations by. `access_ttl` and `refresh_ttl` must not exceed it.
     ///
     /// _Default:_ `2592000` (30 days).
     pub max_token_ttl_secs: i64,
+    /// How far the clocks of instances (and of the identity providers whose tokens are
+    /// accepted) may disagree, in seconds, at most 3600: revocations outlive the tokens they
+    /// cover by `leeway` plus this.
+    ///
+    /// _Default:_ `60`.
+    pub clock_skew_secs: i64,
     /// How long expired registry rows and old events are kept, in seconds.
     ///
     /// _Default:_ `604800` (7 days).
@@ -246,6 +260,7 @@ impl Default for RevokeConfig {
             max_staleness_ms: None,
             prune_interval_secs: engine.prune_interval_secs,
             max_token_ttl_secs: engine.max_token_ttl_secs,
+            clock_skew_secs: engine.clock_skew_secs,
             retention_secs: engine.retention_secs,
             client_id: None,
             client_secret: None,
@@ -288,6 +303,7 @@ impl fmt::Debug for RevokeConfig {
             .field("max_staleness_ms", &self.max_staleness_ms)
             .field("prune_interval_secs", &self.prune_interval_secs)
             .field("max_token_ttl_secs", &self.max_token_ttl_secs)
+            .field("clock_skew_secs", &self.clock_skew_secs)
             .field("retention_secs", &self.retention_secs)
             .field("client_id", &self.client_id)
             .field("client_secret", &redact(&self.client_secret))
@@ -377,8 +393,17 @@ impl RevokeConfig {
         if self.refresh_ttl <= 0 {
             return invalid("refresh_ttl", "must be a positive number of seconds");
         }
-        if self.max_token_ttl_secs <= 0 {
-            return invalid("max_token_ttl_secs", "must be a positive number of seconds");
+        if self.max_token_ttl_secs <= 0 || self.max_token_ttl_secs > revoke_core::MAX_TTL_SECS {
+            return invalid(
+                "max_token_ttl_secs",
+                "must be a positive number of seconds, at most 10 years",
+            );
+        }
+        if i64::try_from(self.leeway).map_or(true, |l| l > revoke_core::MAX_LEEWAY_SECS) {
+            return invalid("leeway", "must be at most 3600 seconds");
+        }
+        if !(0..=revoke_core::MAX_LEEWAY_SECS).contains(&self.clock_skew_secs) {
+            return invalid("clock_skew_secs", "must be between 0 and 3600 seconds");
         }
         if self.refresh_ttl > self.max_token_ttl_secs || self.access_ttl > self.max_token_ttl_secs {
             return invalid(
@@ -472,7 +497,12 @@ impl RevokeConfig {
             poll_interval_ms: self.poll_interval_ms,
             prune_interval_secs: self.prune_interval_secs,
             max_token_ttl_secs: self.max_token_ttl_secs,
+            leeway_secs: i64::try_from(self.leeway).unwrap_or(i64::MAX),
+            clock_skew_secs: self.clock_skew_secs,
             retention_secs: self.retention_secs,
+            // An app records its bounds and prunes its own database.
+            publish_bounds: true,
+            prune_database: true,
         }
     }
 

@@ -180,4 +180,8 @@ pub enum Error {
     /// The store or engine failed; nothing was changed.
     #[error(transparent)]
     Engine(#[from] revoke_core::Error),
+    /// The revocation set has not been synced for longer than `max_staleness_ms`: refresh
+    /// and introspection fail closed, as the guard does (answer 503).
+    #[error("{}", STALE)]
+    Stale,
 }

@@ -90,7 +90,12 @@ where
     D::Pool: RevokePool,
 {
     let config = RevokeConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
-    let verifier = config.verifier().await.map_err(|e| e.to_string())?;
+    // Every accepted token must end before the revocations covering it do.
+    let verifier = config
+        .verifier()
+        .await
+        .map_err(|e| e.to_string())?
+        .with_max_lifetime(config.max_token_ttl_secs);
     let db = rocket.state::<D>().ok_or_else(|| {
         format!(
             "database `{}` is unavailable: `{}::init()` failed or is not attached before the rocket-revoke fairing",
@@ -110,6 +115,14 @@ where
     let engine = Engine::new(store, config.engine_config())
         .await
         .map_err(|e| format!("database `{}`: cannot load revocations: {e}", D::NAME))?;
+    let bounds = engine.bounds();
+    if bounds.max_token_ttl_secs > config.max_token_ttl_secs {
+        tracing::info!(
+            recorded = bounds.max_token_ttl_secs,
+            mine = config.max_token_ttl_secs,
+            "another app on this database accepts longer-lived tokens; revocations are sized for the longest"
+        );
+    }
     let issuer = match config.issuer_config() {
         Some(ic) => Some(Issuer::new(ic, engine.clone()).map_err(|e| {
             let key = if config.private_key_pem.is_some() {

@@ -192,7 +192,7 @@ fn seen<E>(revoker: &Revoker, claims: &Claims<E>) {
     let Some(jti) = claims.jti.as_deref() else {
         return revoker.seen(claims);
     };
-    let now = revoke_core::now_secs();
+    let now = revoker.engine().now_secs();
     let set = revoker.engine().set();
     let fresh = RECENT.with(|recent| {
         let Ok(mut recent) = recent.try_borrow_mut() else {
@@ -241,7 +241,9 @@ fn authenticate<E: DeserializeOwned>(
     check: bool,
 ) -> Result<Claims<E>, AuthError> {
     let token = credentials(req, revoker)?;
-    let claims = revoker.verifier().verify::<E>(token)?;
+    let claims = revoker
+        .verifier()
+        .verify_at::<E>(token, revoker.engine().now_secs())?;
     if claims.kind == Some(TokenKind::Refresh) {
         return Err(AuthError::RefreshToken);
     }

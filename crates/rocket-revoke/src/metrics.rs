@@ -115,6 +115,8 @@ const LAG_BUCKETS: [f64; 12] = [
 /// | `revoke_sync_events_applied_total` | counter | |
 /// | `revoke_sync_staleness_seconds` | gauge | |
 /// | `revoke_sync_cursor` | gauge | |
+/// | `revoke_sync_restarts_total` | counter | |
+/// | `revoke_pruned_rows_total` | counter | `table` |
 /// | `revoke_set_entries` | gauge | `scope` |
 /// | `revoke_last_seen_dropped_total` | counter | |
 /// | `revoke_jwks_keys` | gauge | |
@@ -286,8 +288,15 @@ impl Collector for Live {
             "Revocation events applied to this instance's set",
             status.applied,
         )?;
-        let staleness = status
-            .staleness_ms(revoke_core::now_ms())
+        counter(
+            &mut encoder,
+            "revoke_sync_restarts",
+            "Times the sync task ended or panicked and was restarted",
+            status.restarts,
+        )?;
+        let staleness = revoker
+            .engine()
+            .staleness_ms()
             .map_or(f64::NAN, |ms| ms as f64 / 1000.0);
         gauge(
             &mut encoder,
@@ -301,6 +310,25 @@ impl Collector for Live {
             "Highest event id applied to this instance's set",
             status.cursor,
         )?;
+
+        let pruned = revoker.engine().pruned();
+        let rows = prometheus_client::metrics::counter::ConstCounter::new(0_u64);
+        let mut family = encoder.encode_descriptor(
+            "revoke_pruned_rows",
+            "Database rows removed by this instance's scheduled prunes, by table",
+            None,
+            rows.metric_type(),
+        )?;
+        for (table, n) in [
+            ("revocations", pruned.revocations),
+            ("tokens", pruned.tokens),
+            ("events", pruned.events),
+        ] {
+            let labels = [("table", table)];
+            prometheus_client::metrics::counter::ConstCounter::new(n)
+                .encode(family.encode_family(&labels)?)?;
+        }
+        drop(family);
 
         let counts = revoker.engine().set().len();
         let entries = ConstGauge::new(0_i64);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use revoke_core::store::Store;
 use revoke_core::sync::SyncStatus;
 use revoke_core::{
-    now_ms, Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
+    Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
 use revoke_core::{JwksRefresher, JwksStatus};
 use rocket::http::Status;
@@ -176,17 +176,23 @@ impl Revoker {
         &self,
         token: &str,
     ) -> Result<Claims<E>, crate::AuthError> {
-        let claims = self.inner.verifier.verify::<E>(token)?;
+        let claims = self
+            .inner
+            .verifier
+            .verify_at::<E>(token, self.inner.engine.now_secs())?;
         match self.check(&claims) {
             Some(scope) => Err(crate::AuthError::Revoked(scope)),
+            None if self.too_stale() => Err(crate::AuthError::Stale),
             None => Ok(claims),
         }
     }
 
     /// Commits any revocation built with [`RevokeRequest`].
-    pub async fn revoke(&self, request: RevokeRequest) -> Result<Event, Error> {
+    pub async fn revoke(&self, request: RevokeRequest) -> Result<Option<Event>, Error> {
         let event = self.inner.engine.revoke(request).await?;
-        self.inner.metrics.revoked(event.scope);
+        if let Some(e) = &event {
+            self.inner.metrics.revoked(e.scope);
+        }
         Ok(event)
     }
 
@@ -196,7 +202,7 @@ impl Revoker {
         jti: &str,
         reason: Option<&str>,
         actor: Option<&str>,
-    ) -> Result<Event, Error> {
+    ) -> Result<Option<Event>, Error> {
         self.revoke(with(RevokeRequest::jti(jti), reason, actor))
             .await
     }
@@ -207,7 +213,7 @@ impl Revoker {
         sub: &str,
         reason: Option<&str>,
         actor: Option<&str>,
-    ) -> Result<Event, Error> {
+    ) -> Result<Option<Event>, Error> {
         self.revoke(with(RevokeRequest::subject(sub), reason, actor))
             .await
     }
@@ -218,7 +224,7 @@ impl Revoker {
         fid: &str,
         reason: Option<&str>,
         actor: Option<&str>,
-    ) -> Result<Event, Error> {
+    ) -> Result<Option<Event>, Error> {
         self.revoke(with(RevokeRequest::family(fid), reason, actor))
             .await
     }
@@ -230,7 +236,7 @@ impl Revoker {
         cutoff: i64,
         reason: Option<&str>,
         actor: Option<&str>,
-    ) -> Result<Event, Error> {
+    ) -> Result<Option<Event>, Error> {
         self.revoke(with(RevokeRequest::global_before(cutoff), reason, actor))
             .await
     }
@@ -246,7 +252,10 @@ impl Revoker {
         reason: Option<&str>,
         actor: Option<&str>,
     ) -> Result<Vec<Event>, Error> {
-        let claims = self.inner.verifier.verify::<revoke_core::NoExtra>(token)?;
+        let claims = self
+            .inner
+            .verifier
+            .verify_at::<revoke_core::NoExtra>(token, self.inner.engine.now_secs())?;
         let mut requests = Vec::with_capacity(2);
         if let Some(jti) = claims.jti.as_deref() {
             let mut req = with(RevokeRequest::jti(jti), reason, actor);
@@ -263,7 +272,15 @@ impl Revoker {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let events = self.inner.engine.revoke_many(requests).await?;
+        // Revocations already in force write nothing: only new events come back.
+        let events: Vec<Event> = self
+            .inner
+            .engine
+            .revoke_many(requests)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         for event in &events {
             self.inner.metrics.revoked(event.scope);
         }
@@ -291,6 +308,9 @@ impl Revoker {
     /// presented again revokes the whole family ([`revoke_core::RefreshError::Reused`]).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let issuer = self.inner.issuer.as_ref().ok_or(Error::NoIssuer)?;
+        if self.too_stale() {
+            return Err(Error::Stale);
+        }
         Ok(issuer.refresh(&self.inner.verifier, refresh_token).await?)
     }
 
@@ -299,18 +319,22 @@ impl Revoker {
         self.inner.engine.status()
     }
 
-    /// Health: `"degraded"` when the last sync read failed, no read succeeded for
-    /// `max(5 s, 20 × poll_interval_ms)`, or the last fetch of `jwks_url` failed (the
-    /// previous keys are still in use, but may miss a rotation).
+    /// Health: `"degraded"` when the last sync read failed, no read succeeded for two poll
+    /// intervals (`2 × poll_interval_ms`), the PostgreSQL change feed is not listening, the
+    /// sync task was restarted and has not read since, or the last fetch of `jwks_url`
+    /// failed (the previous keys are still in use, but may miss a rotation).
     pub fn health(&self) -> Health {
         let sync = self.status();
-        let stale_after = (self.inner.config.poll_interval_ms.saturating_mul(20)).max(5_000);
-        let staleness_ms = sync.staleness_ms(now_ms());
-        let stale =
-            staleness_ms.is_none_or(|ms| ms > i64::try_from(stale_after).unwrap_or(i64::MAX));
+        let poll_ms = i64::try_from(self.inner.config.poll_interval_ms).unwrap_or(i64::MAX);
+        let staleness_ms = self.inner.engine.staleness_ms();
+        // Sync reads at least once a poll interval: two intervals without a success mean
+        // the database is unreachable (or a read hangs), whatever the last error says.
+        let stale = staleness_ms.is_none_or(|ms| ms > poll_ms.saturating_mul(2));
+        let feed_lost = self.inner.engine.store().backend() == revoke_core::store::Backend::Postgres
+            && !sync.listening;
         let jwks = self.inner.verifier.jwks_status();
         let jwks_failing = jwks.as_ref().is_some_and(|j| j.last_error.is_some());
-        let degraded = sync.is_degraded() || stale || jwks_failing;
+        let degraded = sync.is_degraded() || stale || feed_lost || jwks_failing;
         let max_staleness_ms = self.inner.config.max_staleness_ms;
         Health {
             status: if degraded { "degraded" } else { "ok" },
@@ -325,16 +349,16 @@ impl Revoker {
         }
     }
 
-    /// Whether the revocation set is older than `max_staleness_ms` (always `false` when it
-    /// is not configured), so the [`Authenticated`](crate::Authenticated) guard fails closed.
+    /// Whether the set is older than `max_staleness_ms`: one atomic load and a clock read,
+    /// no lock, no allocation.
+    #[inline]
     pub fn too_stale(&self) -> bool {
         match self.inner.config.max_staleness_ms {
             None => false,
-            Some(max) => exceeds(self.status().staleness_ms(now_ms()), Some(max)),
+            Some(max) => exceeds(self.inner.engine.staleness_ms(), Some(max)),
         }
     }
 
-    /// Queues a last-seen sighting (never waits).
     pub(crate) fn seen<E>(&self, claims: &Claims<E>) {
         self.inner.last_seen.record(claims);
     }

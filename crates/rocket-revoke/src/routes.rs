@@ -220,12 +220,20 @@ async fn introspect(
     let inactive = || OAuthJson::ok(Some(serde_json::json!({ "active": false })));
     let claims: Claims<Map<String, Value>> = match revoker.authenticate(token) {
         Ok(c) => c,
+        // The set is too old to vouch for the token: fail closed, as the guard does.
+        Err(crate::AuthError::Stale) => {
+            return OAuthJson::error(
+                Status::ServiceUnavailable,
+                "temporarily_unavailable",
+                "the revocation set is stale; retry",
+            )
+        }
         Err(_) => return inactive(),
     };
     if claims.kind == Some(TokenKind::Refresh) {
         // A spent refresh token is no longer usable; ask the registry.
         if let Some(jti) = claims.jti.as_deref() {
-            match revoker.store().token(jti, revoke_core::now_secs()).await {
+            match revoker.store().token(jti, revoker.engine().now_secs()).await {
                 Ok(Some(info)) if info.spent_at.is_some() => return inactive(),
                 Ok(_) => {}
                 Err(e) => {

@@ -4,7 +4,7 @@
 //! default) and [`PgStore`] (many instances). Both share their SQL (see `sql.rs`); they differ
 //! in how a write transaction starts and in how readers are woken.
 
-use crate::{Event, Result, Revocation, Scope, TokenKind};
+use crate::{Bounds, Event, Result, Revocation, Scope, SharedClock, TokenKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -239,7 +239,31 @@ pub enum Rotation {
     },
     /// No refresh token with this jti is in the registry.
     Unknown,
+    /// A revocation in the database covers the presented refresh token (seen inside the
+    /// rotation's transaction, ordered against revocation commits); nothing was written.
+    Revoked(Scope),
 }
+
+/// Filters for [`Store::events`], the audit trail. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events of this scope.
+    pub scope: Option<Scope>,
+    /// Only events of exactly this key (jti, subject or family id).
+    pub key: Option<String>,
+    /// Only events by exactly this actor.
+    pub actor: Option<String>,
+    /// Only events written at or after this time, milliseconds since the epoch.
+    pub since_ms: Option<i64>,
+    /// Only events with an id below this (paging).
+    pub before_id: Option<i64>,
+    /// At most this many; 0 means 100.
+    pub limit: u32,
+}
+
+/// Rows one prune batch removes from each table at most, so no prune transaction holds
+/// the write lock for long.
+pub const PRUNE_BATCH: u32 = 1_000;
 
 /// Hands a revocation batch the revocations that reached the queue after it was taken; see
 /// [`Store::revoke_batch`]. Returns none when there are none (or the batch is full).
@@ -268,6 +292,26 @@ pub trait Store: Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
+    /// The clock this store stamps events with; the engine built on it reads the same one.
+    fn clock(&self) -> SharedClock;
+
+    /// The lifetime bounds recorded in the database, if an app has recorded any.
+    async fn settings(&self) -> Result<Option<Bounds>>;
+
+    /// Records `mine` as bounds of an app on this database, in one transaction: each bound
+    /// becomes the larger of the recorded one and `mine`. When a bound grows, every standing
+    /// revocation is extended by as much, so it still outlives the tokens the new bound lets
+    /// in (the first record extends the rows of earlier versions by the grace of `mine`).
+    /// Returns the bounds now in force.
+    async fn publish_settings(&self, mine: &Bounds) -> Result<Bounds>;
+
+    /// Claims the scheduled database prune for `interval_ms`: true for exactly one caller
+    /// per interval across every instance on this database.
+    async fn claim_prune(&self, now_ms: i64, interval_ms: i64) -> Result<bool>;
+
+    /// The audit trail, newest first, filtered.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+
     /// Runs the embedded migrations (idempotent).
     async fn migrate(&self) -> Result<()>;
 
@@ -287,21 +331,24 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self, now: i64) -> Result<Stats>;
 
     /// Commits revocations (upserting by scope and key) and their events in one transaction.
-    /// Returns the events in id order.
-    async fn revoke(&self, revocations: &[Revocation]) -> Result<Vec<Event>>;
+    /// Returns one entry per revocation, in order: its event, or `None` when an equal or
+    /// stronger revocation of the same key was already in force (then nothing was written
+    /// for it and nobody is notified).
+    async fn revoke(&self, revocations: &[Revocation]) -> Result<Vec<Option<Event>>>;
 
     /// Group commit of a revocation batch: commits `revocations` as [`Store::revoke`] does and,
     /// in the same transaction, the revocations `joiners` returns when asked once the
     /// transaction is open (before any row is written), so that those that arrived while it
     /// was being opened need not wait for the next one. Returns one event per revocation in
-    /// order, those of `revocations` first. All or nothing, as `revoke`.
+    /// order, those of `revocations` first (`None` for one already in force). All or nothing, as
+    /// `revoke`.
     ///
     /// The default implementation never asks `joiners` and is `revoke`.
     async fn revoke_batch(
         &self,
         revocations: Vec<Revocation>,
         joiners: Joiners,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Option<Event>>> {
         drop(joiners);
         self.revoke(&revocations).await
     }
@@ -359,7 +406,9 @@ pub trait Store: Send + Sync + 'static {
     /// Closes the pool; every later call fails.
     async fn close(&self);
 
-    /// Removes revocations that expired before `now`, registry rows that expired before
-    /// `now - retention`, and events older than `now - retention` (seconds).
+    /// Removes revocations whose time in force ended before `now`, registry rows that expired
+    /// before `now - retention`, and events older than `now - retention` (seconds) unless
+    /// the revocation they record is still in force. Works in transactions of at most
+    /// [`PRUNE_BATCH`] rows per table, so it never holds the write lock for long.
     async fn prune(&self, now: i64, retention: i64) -> Result<PruneReport>;
 }

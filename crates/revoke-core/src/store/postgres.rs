@@ -22,12 +22,22 @@ pub const CHANNEL: &str = "revoke_events";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    clock: crate::SharedClock,
 }
 
 impl PgStore {
     /// Wraps an existing pool (for example the one `rocket_db_pools` made).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            clock: crate::system_clock(),
+        }
+    }
+
+    /// This store reading `clock` (for tests that move time).
+    pub fn with_clock(mut self, clock: crate::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens a pool on a `postgres://` URL.
@@ -42,7 +52,7 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self::new(pool))
     }
 
     /// The underlying pool.
@@ -90,8 +100,9 @@ impl PgStore {
         &self,
         revocations: Vec<Revocation>,
         joiners: Option<super::Joiners>,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Option<Event>>> {
         let pool = self.pool.clone();
+        let at_ms = self.clock.now_ms();
         let task = tokio::spawn(
             async move {
                 let mut conn = pool.acquire().await?;
@@ -105,11 +116,11 @@ impl PgStore {
                 }
                 if super::sql::upsert_rounds(&rows).len() > 1 {
                     let mut tx = conn.begin().await?;
-                    let events = Self::revoke_in(&mut tx, &rows, None, None).await?;
+                    let events = Self::revoke_in(&mut tx, &rows, None, None, at_ms).await?;
                     tx.commit().await?;
                     return Ok(events);
                 }
-                Self::revoke_one_statement(&mut conn, rows).await
+                Self::revoke_one_statement(&mut conn, rows, at_ms).await
             }
             .instrument(tracing::Span::current()),
         );
@@ -121,11 +132,11 @@ impl PgStore {
     async fn revoke_one_statement(
         c: &mut PgConnection,
         rows: Vec<Revocation>,
-    ) -> Result<Vec<Event>> {
-        let n = rows.len();
-        let at_ms = crate::now_ms();
+        at_ms: i64,
+    ) -> Result<Vec<Option<Event>>> {
         let refs: Vec<&Revocation> = rows.iter().collect();
-        let written: Vec<(i64, Option<i64>, Option<i64>)> =
+        type Written = (i64, String, String, Option<i64>, Option<i64>);
+        let written: Vec<Written> =
             bind_revocations(sqlx::query_as(super::sql::PG_REVOKE_BATCH), &refs)
                 .bind(at_ms)
                 .bind(CHANNEL)
@@ -133,29 +144,41 @@ impl PgStore {
                 .fetch_all(&mut *c)
                 .await?;
         drop(refs);
-        // Committed already: a mismatch here is a bug, reported rather than claimed a success.
-        if written.len() != n {
-            return Err(Error::Corrupt(format!(
-                "{n} revocations committed {} events",
-                written.len()
-            )));
-        }
-        // Ids were drawn in input order, so the k-th id is the k-th revocation's.
+        // Keys are distinct here; a row the upsert left alone (already in force) has no event.
+        let mut written: std::collections::HashMap<(String, String), (i64, Option<i64>, Option<i64>)> =
+            written
+                .into_iter()
+                .map(|(id, scope, key, cutoff, exp)| ((scope, key), (id, cutoff, exp)))
+                .collect();
         Ok(rows
             .into_iter()
-            .zip(written)
-            .map(|(r, (id, cutoff, expires_at))| Event {
-                id,
-                at_ms,
-                kind: EventKind::Revoke,
-                scope: r.scope,
-                key: r.key,
-                cutoff,
-                expires_at,
-                reason: r.reason,
-                actor: r.actor,
+            .map(|r| {
+                let (id, cutoff, expires_at) =
+                    written.remove(&(r.scope.as_str().to_owned(), r.key.clone()))?;
+                Some(Event {
+                    id,
+                    at_ms,
+                    kind: EventKind::Revoke,
+                    scope: r.scope,
+                    key: r.key,
+                    cutoff,
+                    expires_at,
+                    reason: r.reason,
+                    actor: r.actor,
+                })
             })
             .collect())
+    }
+
+    /// Waits for every transaction appending events (holding [`EVENT_LOCK`]) to commit, and
+    /// keeps new ones from appending until this one commits: a rotation then sees every
+    /// revocation committed before it, and none commits in the middle of it.
+    async fn before_rotate(c: &mut PgConnection) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(EVENT_LOCK)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
     }
 
     /// Serializes event appends until commit, so ids become visible in id order and a

@@ -15,18 +15,27 @@ pub(super) const OBSERVE_TOKEN: &str =
      CASE WHEN revoke_tokens.last_seen IS NULL OR revoke_tokens.last_seen < excluded.last_seen \
      THEN excluded.last_seen ELSE revoke_tokens.last_seen END";
 
-/// What a repeated revocation does to its row, shared by every form of the upsert: it never
-/// moves a cut-off or an expiry backwards (that would silently un-revoke tokens); lifting one
-/// is `restore`'s job. Returns the row as it now stands.
+/// What a repeated revocation does to its row, shared by every form of the upsert. It never
+/// moves a cut-off or an expiry backwards (that would silently un-revoke tokens; lifting one
+/// is `restore`'s job), never overwrites the first revocation's reason, actor and time (the
+/// event log keeps each later one), and changes the row only when the new revocation is
+/// stronger: a later cut-off, or a later end of its time in force. A family already revoked
+/// is already covered (its tokens can no longer be rotated) unless its time in force has
+/// ended. `RETURNING` lists only rows inserted or changed, so a revocation already in force
+/// writes no event.
 macro_rules! upsert_revocation_tail {
     () => {
         " ON CONFLICT (scope, key) DO UPDATE SET \
-     cutoff = CASE WHEN revoke_revocations.cutoff IS NULL OR excluded.cutoff IS NULL \
-       OR excluded.cutoff > revoke_revocations.cutoff THEN excluded.cutoff ELSE revoke_revocations.cutoff END, \
+     cutoff = CASE WHEN revoke_revocations.cutoff IS NULL OR excluded.cutoff > revoke_revocations.cutoff \
+       THEN excluded.cutoff ELSE revoke_revocations.cutoff END, \
      expires_at = CASE WHEN revoke_revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL \
        WHEN excluded.expires_at > revoke_revocations.expires_at THEN excluded.expires_at \
-       ELSE revoke_revocations.expires_at END, \
-     reason = excluded.reason, actor = excluded.actor, revoked_at = excluded.revoked_at \
+       ELSE revoke_revocations.expires_at END \
+     WHERE excluded.cutoff > revoke_revocations.cutoff \
+       OR (revoke_revocations.cutoff IS NULL AND excluded.cutoff IS NOT NULL) \
+       OR (revoke_revocations.expires_at IS NOT NULL AND (excluded.expires_at IS NULL \
+         OR (excluded.expires_at > revoke_revocations.expires_at \
+           AND (revoke_revocations.scope <> 'family' OR revoke_revocations.expires_at < excluded.revoked_at)))) \
      RETURNING scope, key, cutoff, expires_at"
     };
 }
@@ -66,7 +75,8 @@ pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_l
 /// committed on its own (no explicit transaction): upserts the rows (in (scope, key) order,
 /// so concurrent batches lock rows in one order), then takes the event lock, appends one event
 /// per row with the row as it now stands, in input order (`$8` is `at_ms`), and queues the
-/// NOTIFY (`$9` channel, `$10` lock key). Returns `(id, cutoff, expires_at)` by id.
+/// NOTIFY (`$9` channel, `$10` lock key). Returns `(id, scope, key, cutoff, expires_at)` by
+/// id, for the rows the upsert changed only (a revocation already in force writes nothing).
 ///
 /// The order inside the statement is forced by data dependencies: `lk` counts every row of
 /// `up` before it locks, and every event row is joined to `lk` (and sorted by input position)
@@ -84,9 +94,9 @@ pub(super) const PG_REVOKE_BATCH: &str = concat!(
      ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
      SELECT $8, 'revoke', i.scope, i.key, up.cutoff, up.expires_at, i.reason, i.actor \
      FROM lk, input i JOIN up ON up.scope = i.scope AND up.key = i.key \
-     ORDER BY i.n RETURNING id, cutoff, expires_at), \
-     note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins) \
-     SELECT ins.id, ins.cutoff, ins.expires_at FROM ins, note ORDER BY ins.id"
+     ORDER BY i.n RETURNING id, scope, key, cutoff, expires_at), \
+     note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins HAVING COUNT(*) > 0) \
+     SELECT ins.id, ins.scope, ins.key, ins.cutoff, ins.expires_at FROM ins, note ORDER BY ins.id"
 );
 
 /// SQLite: upserts `rows` revocations with one multi-row `VALUES` (7 parameters a row). The
@@ -207,6 +217,102 @@ pub(super) fn upsert_rounds(rows: &[crate::Revocation]) -> Vec<Vec<usize>> {
         round.sort_by(|&a, &b| (rows[a].scope, &rows[a].key).cmp(&(rows[b].scope, &rows[b].key)));
     }
     rounds
+}
+
+/// The scope of a revocation that covers the registered token `$1`: its jti, its family, a
+/// subject or global cut-off at or after its `iat`. Four primary-key lookups.
+pub(super) const COVERING_SCOPE: &str = "SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'jti' AND r.key = t.jti WHERE t.jti = $1 \
+     UNION ALL SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'family' AND r.key = t.fid WHERE t.jti = $1 \
+     UNION ALL SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'subject' AND r.key = t.sub AND r.cutoff >= t.iat \
+     WHERE t.jti = $1 \
+     UNION ALL SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'global' AND r.key = '' AND r.cutoff >= t.iat \
+     WHERE t.jti = $1 LIMIT 1";
+
+/// Prune: up to `$2` revocations whose time in force ended before `$1`.
+pub(super) const PRUNE_REVOCATIONS: &str = "DELETE FROM revoke_revocations WHERE (scope, key) IN \
+     (SELECT scope, key FROM revoke_revocations WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)";
+
+/// Prune: up to `$2` registry rows that expired before `$1`.
+pub(super) const PRUNE_TOKENS: &str = "DELETE FROM revoke_tokens WHERE jti IN \
+     (SELECT jti FROM revoke_tokens WHERE exp < $1 LIMIT $2)";
+
+/// Prune: up to `$2` events written before `$1` (ms) whose revocation is no longer in the
+/// table (history stays while a revocation is in force), keeping the newest event so ids
+/// (and every reader's cursor) stay monotonic.
+pub(super) const PRUNE_EVENTS: &str = "DELETE FROM revoke_events WHERE id IN \
+     (SELECT e.id FROM revoke_events e WHERE e.at_ms < $1 \
+      AND e.id < (SELECT MAX(id) FROM revoke_events) \
+      AND NOT EXISTS (SELECT 1 FROM revoke_revocations r WHERE r.scope = e.scope AND r.key = e.key) \
+      LIMIT $2)";
+
+/// The recorded bounds.
+pub(super) const SELECT_SETTINGS: &str =
+    "SELECT max_token_ttl_secs, leeway_secs, clock_skew_secs, retention_secs FROM revoke_settings WHERE id = 1";
+
+/// Records the first bounds (no-op when a row exists).
+pub(super) const INSERT_SETTINGS: &str = "INSERT INTO revoke_settings \
+     (id, max_token_ttl_secs, leeway_secs, clock_skew_secs, retention_secs, updated_ms) \
+     VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+
+/// Replaces the bounds.
+pub(super) const UPDATE_SETTINGS: &str = "UPDATE revoke_settings SET max_token_ttl_secs = $1, \
+     leeway_secs = $2, clock_skew_secs = $3, retention_secs = $4, updated_ms = $5 WHERE id = 1";
+
+/// Extends standing revocations when the bounds grow: `jti` ones by `$1` (the grace grew),
+/// the others by `$2` (lifetime and grace).
+pub(super) const EXTEND_REVOCATIONS: &str = "UPDATE revoke_revocations SET expires_at = expires_at + \
+     CASE WHEN scope = 'jti' THEN $1 ELSE $2 END \
+     WHERE expires_at IS NOT NULL AND (CASE WHEN scope = 'jti' THEN $1 ELSE $2 END) > 0";
+
+/// Gives global cut-offs of earlier versions (which never ended) an end: `$1` past the cut-off.
+pub(super) const END_GLOBAL_CUTOFFS: &str = "UPDATE revoke_revocations SET expires_at = cutoff + $1 \
+     WHERE scope = 'global' AND expires_at IS NULL AND cutoff IS NOT NULL";
+
+/// Claims the scheduled prune: succeeds when the last claim is older than `$2` (ms).
+pub(super) const CLAIM_PRUNE: &str =
+    "UPDATE revoke_settings SET prune_lease_ms = $1 WHERE id = 1 AND prune_lease_ms <= $2";
+
+/// Builds the audit-trail query for `q`: SQL and arguments.
+pub(super) fn events_query(q: &super::EventQuery) -> (String, Vec<Arg>) {
+    let mut args = Vec::new();
+    let mut conds = Vec::new();
+    let push = |args: &mut Vec<Arg>, a: Arg| -> String {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    if let Some(scope) = q.scope {
+        let p = push(&mut args, Arg::Text(scope.as_str().to_owned()));
+        conds.push(format!("scope = {p}"));
+    }
+    if let Some(key) = &q.key {
+        let p = push(&mut args, Arg::Text(key.clone()));
+        conds.push(format!("key = {p}"));
+    }
+    if let Some(actor) = &q.actor {
+        let p = push(&mut args, Arg::Text(actor.clone()));
+        conds.push(format!("actor = {p}"));
+    }
+    if let Some(since) = q.since_ms {
+        let p = push(&mut args, Arg::Int(since));
+        conds.push(format!("at_ms >= {p}"));
+    }
+    if let Some(before) = q.before_id {
+        let p = push(&mut args, Arg::Int(before));
+        conds.push(format!("id < {p}"));
+    }
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM revoke_events");
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    let limit = if q.limit == 0 { 100 } else { q.limit };
+    let p = push(&mut args, Arg::Int(i64::from(limit)));
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
+    (sql, args)
 }
 
 /// Lifts a revocation.
@@ -536,7 +642,8 @@ macro_rules! impl_store {
                 revocations: &[$crate::Revocation],
                 extra: Option<(&str, &str)>,
                 joiners: Option<&mut $crate::store::Joiners>,
-            ) -> $crate::Result<Vec<$crate::Event>> {
+                at_ms: i64,
+            ) -> $crate::Result<Vec<Option<$crate::Event>>> {
                 // Revocations that arrived while the transaction was being opened join it now,
                 // before any row is written (so rows are still locked in one sorted order).
                 let joined = joiners.map(|j| j()).unwrap_or_default();
@@ -547,27 +654,22 @@ macro_rules! impl_store {
                     let got = Self::upsert_revocations(&mut *c, &batch).await?;
                     let got: std::collections::HashMap<(String, String), (Option<i64>, Option<i64>)> =
                         got.into_iter().map(|(s, k, cutoff, exp)| ((s, k), (cutoff, exp))).collect();
+                    // A row the upsert did not return was already in force: no event.
                     for &i in &round {
                         let r = &rows[i];
-                        let row = got
-                            .get(&(r.scope.as_str().to_owned(), r.key.clone()))
-                            .ok_or_else(|| {
-                                $crate::Error::Corrupt(format!(
-                                    "the upsert of a {} revocation returned no row",
-                                    r.scope
-                                ))
-                            })?;
-                        applied[i] = Some(*row);
+                        applied[i] = got.get(&(r.scope.as_str().to_owned(), r.key.clone())).copied();
                     }
                 }
                 // Events last: on PostgreSQL the event lock, taken by `insert_events`, is then
                 // held only until commit.
-                let at_ms = $crate::now_ms();
                 let mut events = Vec::with_capacity(rows.len() + 1);
+                let mut slots = Vec::with_capacity(rows.len() + 1);
                 for (r, got) in rows.into_iter().zip(applied) {
                     let Some((cutoff, expires_at)) = got else {
-                        return Err($crate::Error::Corrupt("a revocation missed its upsert".into()));
+                        slots.push(None);
+                        continue;
                     };
+                    slots.push(Some(events.len()));
                     events.push($crate::Event {
                         id: 0,
                         at_ms,
@@ -581,6 +683,7 @@ macro_rules! impl_store {
                     });
                 }
                 if let Some((fid, jti)) = extra {
+                    slots.push(Some(events.len()));
                     events.push($crate::Event {
                         id: 0,
                         at_ms,
@@ -594,9 +697,48 @@ macro_rules! impl_store {
                     });
                 }
                 // Takes the event lock, appends, and announces (NOTIFY at commit), as
-                // `before_events`, an insert per event and `after_events` would.
-                Self::insert_events(&mut *c, &mut events).await?;
-                Ok(events)
+                // `before_events`, an insert per event and `after_events` would. Nothing
+                // changed: nothing to append, nobody to wake.
+                if !events.is_empty() {
+                    Self::insert_events(&mut *c, &mut events).await?;
+                }
+                let mut events: Vec<Option<$crate::Event>> = events.into_iter().map(Some).collect();
+                Ok(slots
+                    .into_iter()
+                    .map(|slot| slot.and_then(|i| events[i].take()))
+                    .collect())
+            }
+
+            /// The scope of a revocation row that covers the refresh token `jti` (by its
+            /// registry row: jti, family, subject cut-off, global cut-off), read inside the
+            /// caller's transaction; `None` when none does or the token is unknown.
+            async fn covering_scope(
+                c: &mut $conn,
+                jti: &str,
+            ) -> $crate::Result<Option<$crate::Scope>> {
+                let scope: Option<String> = sqlx::query_scalar::<$db, String>(super::sql::COVERING_SCOPE)
+                    .bind(jti)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                scope
+                    .map(|s| s.parse().map_err(|e| $crate::Error::Corrupt(format!("{e}"))))
+                    .transpose()
+            }
+
+            /// Deletes at most `limit` rows that `sql` selects by key, in the caller's
+            /// transaction; returns how many.
+            async fn delete_some(
+                c: &mut $conn,
+                sql: &str,
+                a: i64,
+                limit: u32,
+            ) -> $crate::Result<u64> {
+                Ok(sqlx::query::<$db>(sql)
+                    .bind(a)
+                    .bind(i64::from(limit))
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected())
             }
         }
 
@@ -604,6 +746,117 @@ macro_rules! impl_store {
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
                 $backend
+            }
+
+            fn clock(&self) -> $crate::SharedClock {
+                self.clock.clone()
+            }
+
+            async fn settings(&self) -> $crate::Result<Option<$crate::Bounds>> {
+                let row: Option<(i64, i64, i64, i64)> =
+                    sqlx::query_as::<$db, (i64, i64, i64, i64)>(super::sql::SELECT_SETTINGS)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(max_token_ttl_secs, leeway_secs, clock_skew_secs, retention_secs)| {
+                    $crate::Bounds { max_token_ttl_secs, leeway_secs, clock_skew_secs, retention_secs }
+                }))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.publish_settings", skip_all, fields(backend = $backend.as_str()))]
+            async fn publish_settings(&self, mine: &$crate::Bounds) -> $crate::Result<$crate::Bounds> {
+                mine.validate()?;
+                let mine = *mine;
+                let now_ms = self.clock.now_ms();
+                self.write(move |c| {
+                    Box::pin(async move {
+                        let created = sqlx::query::<$db>(super::sql::INSERT_SETTINGS)
+                            .bind(mine.max_token_ttl_secs)
+                            .bind(mine.leeway_secs)
+                            .bind(mine.clock_skew_secs)
+                            .bind(mine.retention_secs)
+                            .bind(now_ms)
+                            .execute(&mut *c)
+                            .await?
+                            .rows_affected() == 1;
+                        if created {
+                            // Rows of earlier versions ended at `exp` (or cut-off + lifetime):
+                            // give them the grace they lacked, and global cut-offs an end.
+                            let grace = mine.grace_secs();
+                            sqlx::query::<$db>(super::sql::EXTEND_REVOCATIONS)
+                                .bind(grace)
+                                .bind(grace)
+                                .execute(&mut *c)
+                                .await?;
+                            sqlx::query::<$db>(super::sql::END_GLOBAL_CUTOFFS)
+                                .bind(mine.issued_until(0))
+                                .execute(&mut *c)
+                                .await?;
+                            return Ok(mine);
+                        }
+                        let lock = if $dialect == super::sql::Dialect::Postgres { " FOR UPDATE" } else { "" };
+                        let (ttl, leeway, skew, retention) = sqlx::query_as::<$db, (i64, i64, i64, i64)>(
+                            &format!("{}{lock}", super::sql::SELECT_SETTINGS),
+                        )
+                        .fetch_one(&mut *c)
+                        .await?;
+                        let stored = $crate::Bounds {
+                            max_token_ttl_secs: ttl,
+                            leeway_secs: leeway,
+                            clock_skew_secs: skew,
+                            retention_secs: retention,
+                        };
+                        let merged = stored.merge(&mine);
+                        if merged == stored {
+                            return Ok(stored);
+                        }
+                        let grace_grew = merged.grace_secs() - stored.grace_secs();
+                        let ttl_grew = merged.max_token_ttl_secs - stored.max_token_ttl_secs;
+                        sqlx::query::<$db>(super::sql::EXTEND_REVOCATIONS)
+                            .bind(grace_grew)
+                            .bind(grace_grew + ttl_grew)
+                            .execute(&mut *c)
+                            .await?;
+                        sqlx::query::<$db>(super::sql::UPDATE_SETTINGS)
+                            .bind(merged.max_token_ttl_secs)
+                            .bind(merged.leeway_secs)
+                            .bind(merged.clock_skew_secs)
+                            .bind(merged.retention_secs)
+                            .bind(now_ms)
+                            .execute(&mut *c)
+                            .await?;
+                        tracing::info!(?stored, ?merged, "lifetime bounds raised; standing revocations extended");
+                        Ok(merged)
+                    })
+                })
+                .await
+            }
+
+            async fn claim_prune(&self, now_ms: i64, interval_ms: i64) -> $crate::Result<bool> {
+                // A tenth of the interval of slack, so an instance whose timer fires a little
+                // early still gets its turn.
+                let stale_before = now_ms.saturating_sub(interval_ms - interval_ms / 10);
+                let done = sqlx::query::<$db>(super::sql::CLAIM_PRUNE)
+                    .bind(now_ms)
+                    .bind(stale_before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn events(
+                &self,
+                query: &$crate::store::EventQuery,
+            ) -> $crate::Result<Vec<$crate::Event>> {
+                let (sql, args) = super::sql::events_query(query);
+                let mut q = sqlx::query::<$db>(&sql);
+                for a in args {
+                    q = match a {
+                        super::sql::Arg::Int(v) => q.bind(v),
+                        super::sql::Arg::Text(v) => q.bind(v),
+                    };
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter().map(Self::decode_event).collect()
             }
 
             async fn migrate(&self) -> $crate::Result<()> {
@@ -745,7 +998,7 @@ macro_rules! impl_store {
             async fn revoke(
                 &self,
                 revocations: &[$crate::Revocation],
-            ) -> $crate::Result<Vec<$crate::Event>> {
+            ) -> $crate::Result<Vec<Option<$crate::Event>>> {
                 if revocations.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -757,7 +1010,7 @@ macro_rules! impl_store {
                 &self,
                 revocations: Vec<$crate::Revocation>,
                 joiners: $crate::store::Joiners,
-            ) -> $crate::Result<Vec<$crate::Event>> {
+            ) -> $crate::Result<Vec<Option<$crate::Event>>> {
                 self.revoke_rows(revocations, Some(joiners)).await
             }
 
@@ -772,6 +1025,7 @@ macro_rules! impl_store {
                 let key = if scope == $crate::Scope::Global { String::new() } else { key.to_owned() };
                 let reason = reason.map(str::to_owned);
                 let actor = actor.map(str::to_owned);
+                let at_ms = self.clock.now_ms();
                 self.write(move |c| {
                     Box::pin(async move {
                         let done = sqlx::query::<$db>(super::sql::DELETE_REVOCATION)
@@ -783,7 +1037,6 @@ macro_rules! impl_store {
                             return Ok(None);
                         }
                         Self::before_events(&mut *c).await?;
-                        let at_ms = $crate::now_ms();
                         let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
                             .bind(at_ms)
                             .bind($crate::EventKind::Restore.as_str())
@@ -823,8 +1076,16 @@ macro_rules! impl_store {
                 let old_jti = old_jti.to_owned();
                 let new_tokens = new_tokens.to_vec();
                 let on_reuse = on_reuse.clone();
+                let at_ms = self.clock.now_ms();
                 self.write(move |c| {
                     Box::pin(async move {
+                        // Ordered against revocation commits: SQLite holds the write lock
+                        // already; PostgreSQL waits here for any revocation appending its
+                        // events, so it sees every revocation committed before it.
+                        Self::before_rotate(&mut *c).await?;
+                        if let Some(scope) = Self::covering_scope(&mut *c, &old_jti).await? {
+                            return Ok($crate::store::Rotation::Revoked(scope));
+                        }
                         let replaced_by = new_tokens
                             .iter()
                             .find(|t| t.kind == $crate::TokenKind::Refresh)
@@ -866,8 +1127,12 @@ macro_rules! impl_store {
                             std::slice::from_ref(&revocation),
                             Some((family_key.as_str(), old_jti.as_str())),
                             None,
+                            at_ms,
                         )
-                        .await?;
+                        .await?
+                        .into_iter()
+                        .flatten()
+                        .collect();
                         Ok($crate::store::Rotation::Reused { fid, events })
                     })
                 })
@@ -997,34 +1262,36 @@ macro_rules! impl_store {
                 now: i64,
                 retention: i64,
             ) -> $crate::Result<$crate::store::PruneReport> {
-                self.write(move |c| {
-                    Box::pin(async move {
-                        let revocations = sqlx::query::<$db>(
-                            "DELETE FROM revoke_revocations WHERE expires_at IS NOT NULL AND expires_at < $1",
-                        )
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected();
-                        let horizon = now.saturating_sub(retention);
-                        let tokens = sqlx::query::<$db>("DELETE FROM revoke_tokens WHERE exp < $1")
-                            .bind(horizon)
-                            .execute(&mut *c)
-                            .await?
-                            .rows_affected();
-                        // Keep the newest event so ids (and every reader's cursor) stay monotonic.
-                        let events = sqlx::query::<$db>(
-                            "DELETE FROM revoke_events WHERE at_ms < $1 \
-                             AND id < (SELECT MAX(id) FROM revoke_events)",
-                        )
-                        .bind(horizon.saturating_mul(1000))
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected();
-                        Ok($crate::store::PruneReport { revocations, tokens, events })
-                    })
-                })
-                .await
+                let horizon = now.saturating_sub(retention);
+                let mut report = $crate::store::PruneReport::default();
+                // Small transactions, one table at a time and revocations first (their events
+                // become prunable once they are gone), so no prune holds the write lock long.
+                for (sql, bound) in [
+                    (super::sql::PRUNE_REVOCATIONS, now),
+                    (super::sql::PRUNE_TOKENS, horizon),
+                    (super::sql::PRUNE_EVENTS, horizon.saturating_mul(1000)),
+                ] {
+                    loop {
+                        let n = self
+                            .write(move |c| {
+                                Box::pin(async move {
+                                    Self::delete_some(c, sql, bound, $crate::store::PRUNE_BATCH).await
+                                })
+                            })
+                            .await?;
+                        if sql == super::sql::PRUNE_REVOCATIONS {
+                            report.revocations += n;
+                        } else if sql == super::sql::PRUNE_TOKENS {
+                            report.tokens += n;
+                        } else {
+                            report.events += n;
+                        }
+                        if n < u64::from($crate::store::PRUNE_BATCH) {
+                            break;
+                        }
+                    }
+                }
+                Ok(report)
             }
         }
     };

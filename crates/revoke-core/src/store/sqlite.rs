@@ -26,6 +26,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    clock: crate::SharedClock,
 }
 
 impl SqliteStore {
@@ -37,7 +38,16 @@ impl SqliteStore {
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&mut *conn)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: crate::system_clock(),
+        })
+    }
+
+    /// This store reading `clock` (for tests that move time).
+    pub fn with_clock(mut self, clock: crate::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens a pool on `url` (`sqlite://path.db`, `sqlite::memory:`), creating the file if
@@ -71,7 +81,10 @@ impl SqliteStore {
             })
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: crate::system_clock(),
+        })
     }
 
     /// The underlying pool.
@@ -124,11 +137,20 @@ impl SqliteStore {
         &self,
         revocations: Vec<Revocation>,
         mut joiners: Option<super::Joiners>,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Option<Event>>> {
+        let at_ms = self.clock.now_ms();
         self.write(move |c| {
-            Box::pin(async move { Self::revoke_in(c, &revocations, None, joiners.as_mut()).await })
+            Box::pin(async move {
+                Self::revoke_in(c, &revocations, None, joiners.as_mut(), at_ms).await
+            })
         })
         .await
+    }
+
+    /// `BEGIN IMMEDIATE` holds the write lock: rotation is already ordered against every
+    /// revocation commit.
+    async fn before_rotate(_c: &mut SqliteConnection) -> Result<()> {
+        Ok(())
     }
 
     async fn listen_impl(&self) -> Result<Option<Box<dyn super::ChangeFeed>>> {
