@@ -376,7 +376,7 @@ impl Engine {
         actor: Option<&str>,
     ) -> Result<Option<Event>> {
         if scope != Scope::Global && key.trim().is_empty() {
-            return Err(Error::Invalid(format!("a {scope} restore needs a non-blank key")));
+            return Err(Error::Invalid(format!("a {scope} restore needs a key (a blank one matches no token)")));
         }
         let event = self.inner.store.restore(scope, key, reason, actor).await?;
         if let Some(e) = &event {
@@ -458,7 +458,7 @@ impl Engine {
         // never match anything a caller meant.
         if req.scope != Scope::Global && req.key.trim().is_empty() {
             return Err(Error::Invalid(format!(
-                "a {} revocation needs a non-blank key",
+                "a {} revocation needs a key (a blank one matches no token)",
                 req.scope
             )));
         }

@@ -1213,7 +1213,10 @@ mod tests {
             let u = uuid_str(i);
             let v = uuid::Uuid::parse_str(&u).unwrap().as_u128();
             assert_eq!(parse_uuid(&u), Some(v));
-            assert_eq!(parse_uuid(&u.to_uppercase()), None);
+            let upper = u.to_uppercase();
+            if upper != u {
+                assert_eq!(parse_uuid(&upper), None);
+            }
         }
     }
 

@@ -46,23 +46,10 @@ struct Model {
     global: Option<(i64, Option<i64>)>,
 }
 
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
 
+/// jtis match exactly, UUIDs included (as the database compares them).
 fn norm_jti(s: &str) -> String {
-    if is_uuid(s) {
-        s.to_ascii_lowercase()
-    } else {
-        s.to_owned()
-    }
+    s.to_owned()
 }
 
 /// Later expiry; `None` (never) is the latest.

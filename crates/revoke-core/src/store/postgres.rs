@@ -172,9 +172,11 @@ impl PgStore {
 
     /// Waits for every transaction appending events (holding [`EVENT_LOCK`]) to commit, and
     /// keeps new ones from appending until this one commits: a rotation then sees every
-    /// revocation committed before it, and none commits in the middle of it.
+    /// revocation committed before it, and none commits in the middle of it. Exclusive, not
+    /// shared: a rotation that detects reuse appends events itself, and two shared holders
+    /// upgrading at once would deadlock.
     async fn before_rotate(c: &mut PgConnection) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(EVENT_LOCK)
             .execute(&mut *c)
             .await?;
