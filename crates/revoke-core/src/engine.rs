@@ -376,7 +376,9 @@ impl Engine {
         actor: Option<&str>,
     ) -> Result<Option<Event>> {
         if scope != Scope::Global && key.trim().is_empty() {
-            return Err(Error::Invalid(format!("a {scope} restore needs a key (a blank one matches no token)")));
+            return Err(Error::Invalid(format!(
+                "a {scope} restore needs a key (a blank one matches no token)"
+            )));
         }
         let event = self.inner.store.restore(scope, key, reason, actor).await?;
         if let Some(e) = &event {
@@ -427,9 +429,8 @@ impl Engine {
         if !self.inner.config.prune_database {
             return;
         }
-        let interval_ms =
-            i64::try_from(self.inner.config.prune_interval_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
+        let interval_ms = i64::try_from(self.inner.config.prune_interval_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         match self.inner.store.claim_prune(now_ms, interval_ms).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -439,10 +440,16 @@ impl Engine {
             }
         }
         let retention = self.bounds().retention_secs;
-        match self.inner.store.prune(now_ms.div_euclid(1000), retention).await {
+        match self
+            .inner
+            .store
+            .prune(now_ms.div_euclid(1000), retention)
+            .await
+        {
             Ok(report) => {
                 let p = &self.inner.pruned;
-                p.revocations.fetch_add(report.revocations, Ordering::Relaxed);
+                p.revocations
+                    .fetch_add(report.revocations, Ordering::Relaxed);
                 p.tokens.fetch_add(report.tokens, Ordering::Relaxed);
                 p.events.fetch_add(report.events, Ordering::Relaxed);
                 tracing::debug!(?report, "pruned the database");
@@ -641,4 +648,3 @@ impl Engine {
         }
     }
 }
-

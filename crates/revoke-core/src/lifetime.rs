@@ -130,7 +130,12 @@ mod tests {
         };
         let m = a.merge(&b);
         assert_eq!(
-            (m.max_token_ttl_secs, m.leeway_secs, m.clock_skew_secs, m.retention_secs),
+            (
+                m.max_token_ttl_secs,
+                m.leeway_secs,
+                m.clock_skew_secs,
+                m.retention_secs
+            ),
             (20, 5, 3, 100)
         );
         assert_eq!(m.jti_until(1_000), 1_008);

@@ -811,7 +811,9 @@ async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db:
         let Some(ev) = ev else {
             // Only a repeated key can already be in force; it is revoked all the same.
             assert!(key.starts_with("shared-"), "{scope} {key} wrote nothing");
-            assert!(writer.check(&covered(*scope, key, Some(now - 200))).is_some());
+            assert!(writer
+                .check(&covered(*scope, key, Some(now - 200)))
+                .is_some());
             continue;
         };
         assert!(ids.insert(ev.id), "event id {} given twice", ev.id);

@@ -46,7 +46,6 @@ struct Model {
     global: Option<(i64, Option<i64>)>,
 }
 
-
 /// jtis match exactly, UUIDs included (as the database compares them).
 fn norm_jti(s: &str) -> String {
     s.to_owned()

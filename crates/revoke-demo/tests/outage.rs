@@ -421,3 +421,89 @@ async fn sqlite_locked_database_refuses_writes_and_recovers() {
     assert_eq!(health(&client).await["status"], "ok");
     db.cleanup().await;
 }
+
+/// `/health` turns `degraded` within two poll intervals of losing the database: a sync read
+/// happens at least every interval, and two without a success mean the database is gone
+/// (here the change feed drops too, which is seen at once).
+#[rocket::async_test]
+async fn postgres_health_degrades_within_two_poll_intervals_of_losing_the_database() {
+    const POLL_MS: u64 = 200;
+    let Some((db, proxy, client)) = proxied_postgres(json!({ "poll_interval_ms": POLL_MS })).await
+    else {
+        return;
+    };
+    let healthy = eventually(Duration::from_secs(10), || async {
+        health(&client).await["status"] == "ok"
+    })
+    .await;
+    assert!(healthy, "{}", health(&client).await);
+    let cut_at = std::time::Instant::now();
+    proxy.cut();
+    let mut took = None;
+    while cut_at.elapsed() < Duration::from_secs(5) {
+        if health(&client).await["status"] == "degraded" {
+            took = Some(cut_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = took.expect("never degraded");
+    // Two intervals, plus scheduling slack for a loaded 2-core CI machine.
+    assert!(
+        took <= Duration::from_millis(2 * POLL_MS + 250),
+        "degraded after {took:?}"
+    );
+    eprintln!("degraded {took:?} after losing the database (poll {POLL_MS} ms)");
+    proxy.restore();
+    drop(proxy);
+    db.cleanup().await;
+}
+
+/// Past `max_staleness_ms`, refresh and introspection fail closed (503) like the guard.
+#[rocket::async_test]
+async fn postgres_refresh_and_introspection_fail_closed_when_the_set_is_stale() {
+    let Some((db, proxy, client)) = proxied_postgres(json!({
+        "max_staleness_ms": 1000,
+        "client_id": "gw",
+        "client_secret": "gw-secret",
+    }))
+    .await
+    else {
+        return;
+    };
+    let res = client
+        .post("/auth/login")
+        .header(ContentType::JSON)
+        .body(json!({ "username": "bob", "password": "password" }).to_string())
+        .dispatch()
+        .await;
+    let pair: Value = res.into_json().await.expect("pair");
+    let access = pair["access_token"].as_str().expect("access").to_owned();
+    let refresh_token = pair["refresh_token"].as_str().expect("refresh").to_owned();
+    proxy.cut();
+    let closed = eventually(Duration::from_secs(10), || async {
+        me(&client, &access).await == Status::ServiceUnavailable
+    })
+    .await;
+    assert!(closed, "{}", health(&client).await);
+    let res = client
+        .post("/auth/refresh")
+        .header(ContentType::JSON)
+        .body(json!({ "refresh_token": refresh_token }).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::ServiceUnavailable);
+    let res = client
+        .post("/oauth/introspect")
+        .header(ContentType::Form)
+        .header(Header::new("Authorization", "Basic Z3c6Z3ctc2VjcmV0"))
+        .body(format!("token={access}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::ServiceUnavailable);
+    let body: Value = res.into_json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    proxy.restore();
+    drop(proxy);
+    db.cleanup().await;
+}

@@ -2,7 +2,7 @@
 
 use crate::timefmt;
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use revoke_core::store::{ListQuery, TokenInfo, TokenStatus};
+use revoke_core::store::{EventQuery, ListQuery, TokenInfo, TokenStatus};
 use revoke_core::{Engine, Event, RevokeRequest, Scope, TokenRef};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -20,7 +20,9 @@ pub struct Cli {
         value_name = "URL"
     )]
     pub database_url: Option<String>,
-    /// Rocket.toml to read the database URL from. Default: ./Rocket.toml (or $ROCKET_CONFIG).
+    /// Rocket.toml to read the database URL from (and, when no app has recorded lifetime
+    /// bounds in the database, the [revoke] bounds). Default: ./Rocket.toml (or
+    /// $ROCKET_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Print JSON instead of text.
@@ -44,18 +46,22 @@ pub enum Command {
         #[command(flatten)]
         args: ListArgs,
     },
-    /// Shows one token and its revocation.
+    /// Shows one token, its revocation and its history: the events of its jti, family,
+    /// subject and the global cut-off, newest first.
     Show {
         /// The token's jti.
         jti: String,
     },
+    /// Reads the audit trail, newest first.
+    Events(EventsArgs),
     /// Revokes a token, a subject, a family, or everything issued before a time.
     Revoke(RevokeArgs),
     /// Lifts a revocation.
     Restore(RestoreArgs),
     /// Prints counts by status and table sizes.
     Stats,
-    /// Removes expired revocations and old registry rows and events.
+    /// Removes expired revocations, and registry rows and events older than the retention
+    /// the apps recorded in the database.
     Prune,
     /// Creates or upgrades the schema (creates a missing SQLite file).
     Migrate,
@@ -81,6 +87,26 @@ pub struct ListArgs {
     pub limit: u32,
 }
 
+/// Filters for `events`.
+#[derive(Debug, Args, Default)]
+pub struct EventsArgs {
+    /// Only events of exactly this key (jti, subject or family id; "" for global).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only events of this scope: jti, subject, family or global.
+    #[arg(long)]
+    pub scope: Option<Scope>,
+    /// Only events by exactly this actor.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events written at or after TIME (RFC 3339, unix seconds or milliseconds).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
 /// What to revoke, and why.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").required(true).args(["jti", "subject", "family", "before"])))]
@@ -93,7 +119,8 @@ pub struct RevokeArgs {
     /// Every token of this session family.
     #[arg(long)]
     pub family: Option<String>,
-    /// Global cut-off: every token issued at or before TIME (RFC 3339 or unix seconds).
+    /// Global cut-off: every token issued at or before TIME (RFC 3339, unix seconds or
+    /// milliseconds, or `now`); not in the future.
     #[arg(long, value_name = "TIME")]
     pub before: Option<String>,
     /// Why (recorded in the audit trail).
@@ -189,6 +216,7 @@ pub struct EventJson {
     scope: Scope,
     key: String,
     cutoff: Option<String>,
+    expires_at: Option<String>,
     reason: Option<String>,
     actor: Option<String>,
 }
@@ -202,6 +230,7 @@ impl From<&Event> for EventJson {
             scope: e.scope,
             key: e.key.clone(),
             cutoff: e.cutoff.map(timefmt::rfc3339),
+            expires_at: e.expires_at.map(timefmt::rfc3339),
             reason: e.reason.clone(),
             actor: e.actor.clone(),
         }
@@ -233,8 +262,13 @@ impl Failure {
 }
 
 impl From<revoke_core::Error> for Failure {
+    /// The engine refusing a request (blank key, cut-off in the future) is bad input: exit
+    /// code 2. Anything else is a failed operation.
     fn from(e: revoke_core::Error) -> Self {
-        Failure::op(e.to_string())
+        match e {
+            revoke_core::Error::Invalid(m) => Failure::usage(format!("refused: {m}")),
+            e => Failure::op(e.to_string()),
+        }
     }
 }
 
@@ -297,6 +331,7 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failur
             }
         }
         Command::Show { jti } => show(engine, &jti, now, json).await,
+        Command::Events(args) => events(engine, args, json).await,
         Command::Revoke(args) => revoke(engine, args, json).await,
         Command::Restore(args) => restore(engine, args, json).await,
         Command::Stats => {
@@ -315,13 +350,29 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failur
             }
         }
         Command::Prune => {
+            let recorded = bounds_or_warn(engine).await?;
+            let retention = engine.bounds().retention_secs;
             let report = engine.prune().await?;
             if json {
-                print_json(&report)
+                print_json(&serde_json::json!({
+                    "revocations": report.revocations,
+                    "tokens": report.tokens,
+                    "events": report.events,
+                    "retention_secs": retention,
+                    "bounds_recorded": recorded,
+                }))
             } else {
                 println!(
-                    "pruned {} revocations, {} tokens, {} events",
-                    report.revocations, report.tokens, report.events
+                    "pruned {} revocations, {} tokens, {} events (retention {}, {})",
+                    report.revocations,
+                    report.tokens,
+                    report.events,
+                    timefmt::duration(retention),
+                    if recorded {
+                        "recorded in the database"
+                    } else {
+                        "fallback: none recorded"
+                    }
                 );
                 Ok(())
             }
@@ -330,14 +381,94 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failur
     }
 }
 
+/// Events of each key that covers a token, at most this many per key.
+const HISTORY_PER_KEY: u32 = 100;
+
+/// The history of a token: the events of its jti and, when it is in the registry, of its
+/// family, its subject and the global cut-off; newest first.
+async fn history(
+    engine: &Engine,
+    jti: &str,
+    token: Option<&TokenInfo>,
+) -> Result<Vec<Event>, Failure> {
+    let mut keys = vec![(Scope::Jti, Some(jti.to_owned()))];
+    if let Some(t) = token {
+        if let Some(fid) = &t.token.fid {
+            keys.push((Scope::Family, Some(fid.clone())));
+        }
+        keys.push((Scope::Subject, Some(t.token.sub.clone())));
+        keys.push((Scope::Global, None));
+    }
+    let mut out: Vec<Event> = Vec::new();
+    for (scope, key) in keys {
+        let q = EventQuery {
+            scope: Some(scope),
+            key,
+            limit: HISTORY_PER_KEY,
+            ..EventQuery::default()
+        };
+        out.extend(engine.store().events(&q).await?);
+    }
+    out.sort_by_key(|e| std::cmp::Reverse(e.id));
+    out.dedup_by_key(|e| e.id);
+    Ok(out)
+}
+
+/// One event as a line of text: id, time, kind, scope, key, actor, reason.
+fn event_line(e: &Event) -> String {
+    let dash = |s: Option<&str>| match s {
+        Some(s) if !s.is_empty() => s.to_owned(),
+        _ => "-".to_owned(),
+    };
+    format!(
+        "{:<6} {:<20} {:<14} {:<7} {:<36} {:<16} {}",
+        e.id,
+        timefmt::rfc3339(e.at_ms.div_euclid(1000)),
+        e.kind.as_str(),
+        e.scope.as_str(),
+        dash(Some(&e.key)),
+        dash(e.actor.as_deref()),
+        dash(e.reason.as_deref())
+    )
+}
+
+fn event_header() -> String {
+    format!(
+        "{:<6} {:<20} {:<14} {:<7} {:<36} {:<16} {}",
+        "ID", "TIME (UTC)", "KIND", "SCOPE", "KEY", "ACTOR", "REASON"
+    )
+}
+
+fn print_history(events: &[Event]) {
+    if events.is_empty() {
+        println!("history     none");
+        return;
+    }
+    println!("history     newest first");
+    println!("  {}", event_header());
+    for e in events {
+        println!("  {}", event_line(e));
+    }
+}
+
+fn events_json(events: &[Event]) -> Vec<EventJson> {
+    events.iter().map(EventJson::from).collect()
+}
+
 async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Failure> {
     match engine.store().token(jti, now).await? {
         Some(t) => {
-            if json {
-                return print_json(&TokenJson::from(&t));
-            }
+            let history = history(engine, jti, Some(&t)).await?;
             let j = TokenJson::from(&t);
-            let v = serde_json::to_value(&j).map_err(|e| Failure::op(e.to_string()))?;
+            let mut v = serde_json::to_value(&j).map_err(|e| Failure::op(e.to_string()))?;
+            if json {
+                if let Some(map) = v.as_object_mut() {
+                    let h = serde_json::to_value(events_json(&history))
+                        .map_err(|e| Failure::op(e.to_string()))?;
+                    map.insert("history".into(), h);
+                }
+                return print_json(&v);
+            }
             if let Some(map) = v.as_object() {
                 for (k, v) in map {
                     if !v.is_null() {
@@ -349,6 +480,7 @@ async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Fa
                     }
                 }
             }
+            print_history(&history);
             Ok(())
         }
         None => {
@@ -356,22 +488,82 @@ async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Fa
                 jti: Some(jti),
                 ..TokenRef::default()
             };
-            if engine.check(&probe) == Some(Scope::Jti) {
-                if json {
-                    print_json(&serde_json::json!({
-                        "jti": jti, "status": "revoked", "registered": false
-                    }))
-                } else {
-                    println!("{jti}: not in the registry, revoked by jti");
-                    Ok(())
-                }
+            let revoked = engine.check(&probe) == Some(Scope::Jti);
+            let history = history(engine, jti, None).await?;
+            if !revoked && history.is_empty() {
+                return Err(Failure::op(format!(
+                    "no token with jti {jti} in the registry, and no event of it"
+                )));
+            }
+            if json {
+                print_json(&serde_json::json!({
+                    "jti": jti,
+                    "status": if revoked { "revoked" } else { "not_revoked" },
+                    "registered": false,
+                    "history": events_json(&history),
+                }))
             } else {
-                Err(Failure::op(format!(
-                    "no token with jti {jti} in the registry"
-                )))
+                if revoked {
+                    println!("{jti}: not in the registry, revoked by jti");
+                } else {
+                    println!("{jti}: not in the registry, not revoked by jti");
+                }
+                print_history(&history);
+                Ok(())
             }
         }
     }
+}
+
+/// Reads a time argument; says on stderr when it was taken as milliseconds.
+fn time_arg(flag: &str, s: &str) -> Result<i64, Failure> {
+    let t = timefmt::parse_time_detailed(s).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+    if let Some(note) = t.note(s) {
+        eprintln!("revokectl: {note}");
+    }
+    Ok(t.secs)
+}
+
+async fn events(engine: &Engine, a: EventsArgs, json: bool) -> Result<(), Failure> {
+    let since_ms = match &a.since {
+        Some(s) => Some(time_arg("--since", s)?.saturating_mul(1000)),
+        None => None,
+    };
+    let q = EventQuery {
+        scope: a.scope,
+        key: a.key,
+        actor: a.actor,
+        since_ms,
+        before_id: None,
+        limit: a.limit.max(1),
+    };
+    let rows = engine.store().events(&q).await?;
+    if json {
+        return print_json(&events_json(&rows));
+    }
+    if rows.is_empty() {
+        println!("no events match");
+        return Ok(());
+    }
+    println!("{}", event_header());
+    for e in &rows {
+        println!("{}", event_line(e));
+    }
+    Ok(())
+}
+
+/// Whether an app recorded lifetime bounds in the database; when none did, warns on stderr
+/// that revokectl sizes and prunes by its fallback bounds.
+async fn bounds_or_warn(engine: &Engine) -> Result<bool, Failure> {
+    let recorded = revokectl::bounds_recorded(engine).await?;
+    if !recorded {
+        let b = engine.bounds();
+        eprintln!(
+            "revokectl: warning: no app has recorded its lifetime bounds in this database; using max_token_ttl_secs = {}, leeway = {}, clock_skew_secs = {}, retention_secs = {} ([revoke] of Rocket.toml, else the defaults)",
+            b.max_token_ttl_secs, b.leeway_secs, b.clock_skew_secs, b.retention_secs
+        );
+    }
+    Ok(recorded)
 }
 
 fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
@@ -386,7 +578,14 @@ fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
     } else {
         format!("{} {}", e.scope, e.key)
     };
-    println!("{verb} {what} (event #{})", e.id);
+    match e.expires_at {
+        Some(until) if e.kind == revoke_core::EventKind::Revoke => println!(
+            "{verb} {what} (event #{}), in force until {}",
+            e.id,
+            timefmt::rfc3339(until)
+        ),
+        _ => println!("{verb} {what} (event #{})", e.id),
+    }
     Ok(())
 }
 
@@ -398,7 +597,17 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
     } else if let Some(fid) = a.family {
         RevokeRequest::family(fid)
     } else if let Some(t) = a.before {
-        RevokeRequest::global_before(timefmt::parse_time(&t).map_err(Failure::usage)?)
+        let cutoff = time_arg("--before", &t)?;
+        let now = engine.now_secs();
+        if cutoff > now {
+            return Err(Failure::usage(format!(
+                "--before {}: the cut-off {} is {} in the future; a cut-off revokes tokens already issued, so it must not be later than now",
+                t.trim(),
+                timefmt::rfc3339(cutoff),
+                timefmt::duration(cutoff - now)
+            )));
+        }
+        RevokeRequest::global_before(cutoff)
     } else {
         return Err(Failure::usage("nothing to revoke"));
     };
@@ -412,6 +621,7 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
             req.scope
         )));
     }
+    bounds_or_warn(engine).await?;
     match engine.revoke(req.clone()).await? {
         Some(event) => print_event(&event, json, "revoked"),
         None if json => print_json(&serde_json::json!({
@@ -449,5 +659,25 @@ async fn restore(engine: &Engine, a: RestoreArgs, json: bool) -> Result<(), Fail
         None => Err(Failure::op(format!(
             "there is no {scope} revocation of {key}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_by_the_engine_are_usage_errors() {
+        let f = Failure::from(revoke_core::Error::Invalid(
+            "the cut-off is in the future".into(),
+        ));
+        assert!(f.usage);
+        assert!(
+            f.message.contains("cut-off is in the future"),
+            "{}",
+            f.message
+        );
+        let f = Failure::from(revoke_core::Error::Corrupt("bad row".into()));
+        assert!(!f.usage);
     }
 }

@@ -1,10 +1,12 @@
 //! Where the database is: `--database-url`, or the `revoke` database of Rocket.toml (with
 //! `ROCKET_DATABASES` / `ROCKET_CONFIG` / `ROCKET_PROFILE` honoured as Rocket does), and
-//! opening it through revoke-core.
+//! opening it through revoke-core; and the lifetime bounds of the same file's `[revoke]`
+//! table, the fallback when no app has recorded any in the database.
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use revoke_core::store::{PgStore, SqliteStore, Store};
+use revoke_core::EngineConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,11 +26,10 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-/// The database URL: the flag if given, else `databases.revoke.url` from Rocket's figment.
-pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, ConfigError> {
-    if let Some(url) = flag {
-        return Ok(url.to_owned());
-    }
+/// Rocket's figment as revokectl reads it: the TOML file (`config`, else `$ROCKET_CONFIG`,
+/// else `./Rocket.toml`; an explicit `config` must exist), `ROCKET_*` variables over it,
+/// `ROCKET_PROFILE` (default `default`) selected. Returns it with the file and profile.
+fn figment(config: Option<&Path>) -> Result<(Figment, PathBuf, String), ConfigError> {
     let path: PathBuf = match config {
         Some(p) => {
             if !p.is_file() {
@@ -44,6 +45,15 @@ pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, 
     let figment = Figment::from(Toml::file(&path).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(profile.as_str());
+    Ok((figment, path, profile))
+}
+
+/// The database URL: the flag if given, else `databases.revoke.url` from Rocket's figment.
+pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, ConfigError> {
+    if let Some(url) = flag {
+        return Ok(url.to_owned());
+    }
+    let (figment, path, profile) = figment(config)?;
     match figment.extract_inner::<String>("databases.revoke.url") {
         Ok(url) => Ok(url),
         Err(e) if e.missing() => Err(err(format!(
@@ -52,6 +62,57 @@ pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, 
         ))),
         Err(e) => Err(err(format!("bad configuration in {}: {e}", path.display()))),
     }
+}
+
+/// The `[revoke]` keys revokectl reads, with the [`EngineConfig`] field each sets.
+const BOUND_KEYS: [&str; 4] = [
+    "max_token_ttl_secs",
+    "leeway",
+    "clock_skew_secs",
+    "retention_secs",
+];
+
+/// The engine settings revokectl falls back on when no app has recorded lifetime bounds in
+/// the database: `max_token_ttl_secs`, `leeway`, `clock_skew_secs` and `retention_secs` of
+/// the `[revoke]` table of the same figment as the database URL (`ROCKET_REVOKE` honoured),
+/// each missing one at its default. A missing default `Rocket.toml` gives the defaults; a
+/// value of the wrong type or out of range is an error naming the key and the file.
+///
+/// [`EngineConfig::publish_bounds`] and [`EngineConfig::prune_database`] are off: revokectl
+/// reads the bounds the apps recorded and never records its own.
+pub fn engine_config(config: Option<&Path>) -> Result<EngineConfig, ConfigError> {
+    let (figment, path, profile) = figment(config)?;
+    let mut out = EngineConfig {
+        publish_bounds: false,
+        prune_database: false,
+        ..EngineConfig::default()
+    };
+    for key in BOUND_KEYS {
+        let value = match figment.extract_inner::<i64>(&format!("revoke.{key}")) {
+            Ok(v) => v,
+            Err(e) if e.missing() => continue,
+            Err(e) => {
+                return Err(err(format!(
+                    "bad configuration in {}: [{profile}.revoke] {key}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let field = match key {
+            "max_token_ttl_secs" => &mut out.max_token_ttl_secs,
+            "leeway" => &mut out.leeway_secs,
+            "clock_skew_secs" => &mut out.clock_skew_secs,
+            _ => &mut out.retention_secs,
+        };
+        *field = value;
+    }
+    out.bounds().validate().map_err(|e| {
+        err(format!(
+            "bad configuration in {}: [{profile}.revoke] {e}",
+            path.display()
+        ))
+    })?;
+    Ok(out)
 }
 
 /// What a URL points at.
@@ -208,5 +269,50 @@ mod tests {
             Some("sqlite://flag.db")
         );
         assert!(resolve_url(None, Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn fallback_bounds_come_from_the_revoke_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Rocket.toml");
+        std::fs::write(
+            &path,
+            "[default.revoke]\nsecret = \"not read here\"\nmax_token_ttl_secs = 86400\nleeway = 10\nclock_skew_secs = 5\nretention_secs = 3600\n",
+        )
+        .expect("write");
+        let c = engine_config(Some(&path)).expect("config");
+        assert_eq!(
+            (
+                c.max_token_ttl_secs,
+                c.leeway_secs,
+                c.clock_skew_secs,
+                c.retention_secs
+            ),
+            (86_400, 10, 5, 3_600)
+        );
+        assert!(!c.publish_bounds && !c.prune_database);
+
+        // Missing keys keep their defaults.
+        std::fs::write(&path, "[default.revoke]\nleeway = 5\n").expect("write");
+        let c = engine_config(Some(&path)).expect("config");
+        let d = EngineConfig::default();
+        assert_eq!(c.leeway_secs, 5);
+        assert_eq!(c.max_token_ttl_secs, d.max_token_ttl_secs);
+        assert_eq!(c.retention_secs, d.retention_secs);
+
+        // Wrong type and out of range name the key.
+        std::fs::write(&path, "[default.revoke]\nleeway = \"long\"\n").expect("write");
+        let e = engine_config(Some(&path))
+            .expect_err("wrong type")
+            .to_string();
+        assert!(e.contains("leeway"), "{e}");
+        std::fs::write(&path, "[default.revoke]\nleeway = 7200\n").expect("write");
+        let e = engine_config(Some(&path))
+            .expect_err("out of range")
+            .to_string();
+        assert!(e.contains("`leeway`") && e.contains("Rocket.toml"), "{e}");
+
+        // An explicit file must exist.
+        assert!(engine_config(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

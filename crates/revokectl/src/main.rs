@@ -6,17 +6,15 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod config;
 mod tui;
 mod worker;
 
-// The TUI's model and rendering live in the library target (src/lib.rs), so that benchmarks
-// can reach them.
-use revokectl::{app, timefmt, ui};
+// The TUI's model and rendering, the configuration and the engine's construction live in the
+// library target (src/lib.rs), so that benchmarks and tests can reach them.
+use revokectl::{app, config, timefmt, ui};
 
 use clap::Parser;
 use cli::{Cli, Command};
-use revoke_core::{Engine, EngineConfig};
 use std::process::ExitCode;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -63,10 +61,17 @@ fn main() -> ExitCode {
             "the dashboard needs a terminal; use a subcommand for scripts (see --help)",
         );
     }
-    // Connect before touching the terminal: a bad URL leaves it as it was.
+    // The bounds to fall back on when no app has recorded any in the database.
+    let fallback = match config::engine_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    // Connect before touching the terminal: a bad URL leaves it as it was. The engine reads
+    // the lifetime bounds and retention the apps recorded; it records none and prunes only
+    // when asked (`prune`).
     let engine = match rt.block_on(async {
         let store = config::open(&url, false).await?;
-        Engine::new(store, EngineConfig::default())
+        revokectl::open_engine(store, fallback)
             .await
             .map_err(|e| config::not_ready(&url, &e))
     }) {

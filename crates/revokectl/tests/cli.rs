@@ -1,8 +1,8 @@
 //! The scripting CLI, run as the built binary against SQLite (a temp file) and PostgreSQL
 //! (a private schema at `REVOKE_TEST_PG_URL`; under `CI` a missing server fails).
 
-use revoke_core::store::{PgStore, SqliteStore, Store, TokenRecord};
-use revoke_core::{now_secs, TokenKind};
+use revoke_core::store::{EventQuery, PgStore, SqliteStore, Store, TokenRecord};
+use revoke_core::{now_secs, Bounds, Event, TokenKind};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -446,3 +446,512 @@ fn url_comes_from_rocket_toml_and_rocket_databases() {
     );
     assert!(other.exists());
 }
+
+/// A migrated database for one test, dropped with it: a SQLite file in `dir`, or a private
+/// PostgreSQL schema (with `dir` for the test's other files).
+struct Db {
+    dir: tempfile::TempDir,
+    url: String,
+    /// The server's URL and the schema to drop.
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    fn migrate(self) -> Self {
+        let out = run(&self.url, &["migrate"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.pg {
+            rt().block_on(async {
+                if let Ok(store) = PgStore::connect(base).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(store.pool())
+                        .await;
+                    store.close().await;
+                }
+            });
+        }
+    }
+}
+
+fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    Db { dir, url, pg: None }.migrate()
+}
+
+fn pg_db() -> Option<Db> {
+    let base = pg_base()?;
+    let schema = format!("revokectl_cli_{}", uuid::Uuid::new_v4().simple());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    rt().block_on(async {
+        let store = PgStore::connect(&base).await.expect("connect");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(store.pool())
+            .await
+            .expect("create schema");
+        store.close().await;
+    });
+    let db = Db {
+        dir: tempfile::tempdir().expect("tempdir"),
+        url,
+        pg: Some((base, schema)),
+    };
+    Some(db.migrate())
+}
+
+/// Runs `f` on a fresh connection to `url`, opened as revokectl opens it.
+fn with_store<T>(url: &str, f: impl AsyncFnOnce(&dyn Store) -> T) -> T {
+    rt().block_on(async {
+        let store = revokectl::config::open(url, false).await.expect("connect");
+        let out = f(&*store).await;
+        store.close().await;
+        out
+    })
+}
+
+fn all_events(url: &str) -> Vec<Event> {
+    with_store(url, async |s| {
+        s.events(&EventQuery {
+            limit: 1000,
+            ..EventQuery::default()
+        })
+        .await
+        .expect("events")
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn revoke_before_a_future_time_is_a_usage_error_and_writes_nothing(db: &Db) {
+    let url = db.url.clone();
+    let tomorrow = now_secs() + 86_400;
+    for when in [revoke_core_time(tomorrow), tomorrow.to_string()] {
+        let out = run(&url, &["revoke", "--before", &when, "--reason", "oops"]);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{when}: {err}");
+        assert!(err.starts_with("revokectl: "), "{err}");
+        assert!(err.contains("in the future"), "{err}");
+        assert!(
+            err.contains(&revoke_core_time(tomorrow)),
+            "names the cut-off: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    // A millisecond timestamp in the future is read as such, then refused too.
+    let ms = (tomorrow * 1000).to_string();
+    let out = run(&url, &["revoke", "--before", &ms]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("as milliseconds"), "{}", stderr(&out));
+    assert!(all_events(&url).is_empty(), "nothing was written");
+    let rows = with_store(&url, async |s| {
+        s.snapshot(now_secs()).await.expect("snapshot")
+    });
+    assert!(rows.revocations.is_empty(), "{:?}", rows.revocations);
+}
+
+fn a_millisecond_cutoff_is_recognised_and_reported(db: &Db) {
+    let url = db.url.clone();
+    let cutoff = now_secs() - 3_600;
+    let ms = (cutoff * 1000 + 123).to_string();
+    let out = run(
+        &url,
+        &["revoke", "--before", &ms, "--reason", "key leak", "--json"],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let expected = format!(
+        "revokectl: read {ms} as milliseconds: {}",
+        revoke_core_time(cutoff)
+    );
+    assert!(err.contains(&expected), "wanted {expected:?} in {err:?}");
+    let ev: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(ev["scope"], "global");
+    assert_eq!(ev["cutoff"], revoke_core_time(cutoff));
+    let events = all_events(&url);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].cutoff, Some(cutoff), "rounded down to the second");
+
+    // Seconds are not remarked upon.
+    let out = run(&url, &["events", "--since", &cutoff.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("milliseconds"), "{}", stderr(&out));
+    // The same parser serves --since.
+    let out = run(&url, &["events", "--since", "1735689600000", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("read 1735689600000 as milliseconds: 2025-01-01T00:00:00Z"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn re_revoking_keeps_the_first_reason_and_show_prints_the_history(db: &Db) {
+    let url = db.url.clone();
+    with_store(&url, async |s| {
+        s.register(&records(now_secs())).await.expect("register")
+    });
+    ok_json(
+        &url,
+        &[
+            "revoke",
+            "--subject",
+            "alice",
+            "--reason",
+            "laptop stolen",
+            "--actor",
+            "first-op",
+            "--json",
+        ],
+    );
+    // A later cut-off is a stronger revocation: it is recorded as a second event.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let second = ok_json(
+        &url,
+        &[
+            "revoke",
+            "--subject",
+            "alice",
+            "--reason",
+            "phone stolen too",
+            "--actor",
+            "second-op",
+            "--json",
+        ],
+    );
+    assert!(second["id"].is_i64(), "a second event: {second}");
+    // An equal revocation (a jti that is already revoked) changes nothing.
+    ok_json(&url, &["revoke", "a-1", "--reason", "by jti", "--json"]);
+    let again = ok_json(&url, &["revoke", "a-1", "--reason", "again", "--json"]);
+    assert_eq!(again["changed"], false, "{again}");
+
+    let t = ok_json(&url, &["show", "a-2", "--json"]);
+    assert_eq!(t["status"], "revoked");
+    assert_eq!(t["revoked_by"], "subject");
+    assert_eq!(t["reason"], "laptop stolen", "the first reason stays");
+    assert_eq!(t["actor"], "first-op", "the first actor stays");
+    let history = t["history"].as_array().expect("history");
+    let reasons: Vec<&str> = history
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["phone stolen too", "laptop stolen"],
+        "{history:?}"
+    );
+    assert!(history
+        .iter()
+        .all(|e| e["kind"] == "revoke" && e["scope"] == "subject" && e["key"] == "alice"));
+
+    // a-1's history also has its own jti revocation (once: the repeat wrote nothing),
+    // newest first.
+    let t = ok_json(&url, &["show", "a-1", "--json"]);
+    let history = t["history"].as_array().expect("history");
+    let seen: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| {
+            (
+                e["scope"].as_str().unwrap_or_default(),
+                e["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("jti", "by jti"),
+            ("subject", "phone stolen too"),
+            ("subject", "laptop stolen")
+        ]
+    );
+    let ids: Vec<i64> = history.iter().filter_map(|e| e["id"].as_i64()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    // Text output prints both subject revocations' reasons and actors.
+    let out = run(&url, &["show", "a-2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("history"), "{text}");
+    for s in ["laptop stolen", "phone stolen too", "first-op", "second-op"] {
+        assert!(text.contains(s), "{s} missing in {text}");
+    }
+    // Bob's token has no history of alice's revocations.
+    let t = ok_json(&url, &["show", "b-1", "--json"]);
+    assert_eq!(t["history"], Value::Array(vec![]));
+
+    // A jti outside the registry: its own events, even once restored.
+    ok_json(
+        &url,
+        &["revoke", "outsider", "--reason", "partner leak", "--json"],
+    );
+    ok_json(
+        &url,
+        &["restore", "outsider", "--reason", "false alarm", "--json"],
+    );
+    let t = ok_json(&url, &["show", "outsider", "--json"]);
+    assert_eq!(t["registered"], false);
+    assert_eq!(t["status"], "not_revoked");
+    let kinds: Vec<&str> = t["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["restore", "revoke"]);
+    let out = run(&url, &["show", "outsider"]);
+    assert!(stdout(&out).contains("partner leak"), "{}", stdout(&out));
+    assert_eq!(code(&run(&url, &["show", "never-heard-of"])), 1);
+}
+
+fn events_filters_by_key_scope_actor_since_and_limit(db: &Db) {
+    let url = db.url.clone();
+    let before = now_secs();
+    let r = |args: &[&str]| ok_json(&url, args);
+    r(&[
+        "revoke", "k-1", "--actor", "alice-op", "--reason", "one", "--json",
+    ]);
+    r(&[
+        "restore", "k-1", "--actor", "bob-op", "--reason", "two", "--json",
+    ]);
+    let newest = r(&[
+        "revoke", "k-1", "--actor", "alice-op", "--reason", "three", "--json",
+    ]);
+    r(&["revoke", "k-2", "--actor", "alice-op", "--json"]);
+    // A subject of the same name: `--key` alone matches it too, `--scope` tells them apart.
+    r(&[
+        "revoke",
+        "--subject",
+        "k-1",
+        "--actor",
+        "carol-op",
+        "--json",
+    ]);
+
+    let rows = r(&[
+        "events", "--key", "k-1", "--actor", "alice-op", "--limit", "1", "--json",
+    ]);
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["id"], newest["id"], "the newest");
+    assert_eq!(rows[0]["reason"], "three");
+    assert_eq!(rows[0]["actor"], "alice-op");
+    assert_eq!(rows[0]["key"], "k-1");
+
+    let count = |args: &[&str]| {
+        let mut a = vec!["events", "--json"];
+        a.extend_from_slice(args);
+        r(&a).as_array().map(Vec::len).unwrap_or_default()
+    };
+    assert_eq!(count(&["--key", "k-1", "--actor", "alice-op"]), 2);
+    assert_eq!(count(&["--key", "k-1"]), 4);
+    assert_eq!(count(&["--key", "k-1", "--scope", "jti"]), 3);
+    assert_eq!(count(&["--key", "k-1", "--scope", "subject"]), 1);
+    assert_eq!(count(&["--actor", "bob-op"]), 1);
+    assert_eq!(count(&["--scope", "family"]), 0);
+    assert_eq!(count(&[]), 5);
+    assert_eq!(count(&["--limit", "2"]), 2);
+    assert_eq!(count(&["--since", &revoke_core_time(before - 60)]), 5);
+    assert_eq!(count(&["--since", &(now_secs() + 3_600).to_string()]), 0);
+
+    // Text: one line per event under a header, with kind, scope, key, actor and reason.
+    let out = run(&url, &["events", "--actor", "bob-op"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("ID"), "{text}");
+    for s in ["restore", "jti", "k-1", "bob-op", "two", "Z "] {
+        assert!(lines[1].contains(s), "{s} missing in {text}");
+    }
+    // Bad filters are usage errors.
+    assert_eq!(code(&run(&url, &["events", "--scope", "planet"])), 2);
+    assert_eq!(code(&run(&url, &["events", "--since", "tuesday"])), 2);
+}
+
+/// The bounds an app would record: 90-day tokens, and leeway, skew and retention unlike the
+/// defaults.
+fn ninety_days() -> Bounds {
+    Bounds {
+        max_token_ttl_secs: 90 * 86_400,
+        leeway_secs: 45,
+        clock_skew_secs: 120,
+        retention_secs: 3_600,
+    }
+}
+
+fn a_subject_revocation_is_sized_by_the_bounds_recorded_in_the_database(db: &Db) {
+    let url = db.url.clone();
+    let recorded = ninety_days();
+    with_store(&url, async |s| {
+        s.publish_settings(&recorded).await.expect("publish")
+    });
+    // A Rocket.toml with other bounds: only a fallback, the recorded ones win.
+    let toml = db.dir.path().join("Rocket.toml");
+    std::fs::write(
+        &toml,
+        "[default.revoke]\nmax_token_ttl_secs = 86400\nleeway = 1\nclock_skew_secs = 1\n",
+    )
+    .expect("write");
+    let config = toml.display().to_string();
+    let out = run(
+        &url,
+        &["--config", &config, "revoke", "--subject", "bob", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let ev: Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    let events = all_events(&url);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    let cutoff = e.cutoff.expect("a subject revocation has a cut-off");
+    let until = cutoff + 90 * 86_400 + 45 + 120;
+    assert_eq!(
+        e.expires_at,
+        Some(until),
+        "cutoff + 90 days + leeway + skew"
+    );
+    assert_eq!(ev["expires_at"], revoke_core_time(until));
+    let default = revoke_core::Bounds::default().issued_until(cutoff);
+    assert_ne!(Some(default), e.expires_at, "not the defaults");
+    // The revocation row says the same, and revokectl recorded nothing of its own.
+    let (rows, settings) = with_store(&url, async |s| {
+        (
+            s.snapshot(now_secs()).await.expect("snapshot"),
+            s.settings().await.expect("settings"),
+        )
+    });
+    assert_eq!(rows.revocations.len(), 1);
+    assert_eq!(rows.revocations[0].expires_at, Some(until));
+    assert_eq!(settings, Some(recorded));
+}
+
+fn rocket_toml_bounds_are_the_fallback_when_none_are_recorded(db: &Db) {
+    let url = db.url.clone();
+    let toml = db.dir.path().join("Rocket.toml");
+    std::fs::write(
+        &toml,
+        "[default.revoke]\nsecret = \"the app's, not read\"\nmax_token_ttl_secs = 86400\nleeway = 10\nclock_skew_secs = 5\n",
+    )
+    .expect("write");
+    let config = toml.display().to_string();
+    let out = run(
+        &url,
+        &["--config", &config, "revoke", "--subject", "bob", "--json"],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: no app has recorded"), "{err}");
+    assert!(err.contains("max_token_ttl_secs = 86400"), "{err}");
+    let e = &all_events(&url)[0];
+    let cutoff = e.cutoff.expect("cutoff");
+    assert_eq!(e.expires_at, Some(cutoff + 86_400 + 10 + 5));
+    let settings = with_store(&url, async |s| s.settings().await.expect("settings"));
+    assert_eq!(settings, None, "revokectl records no bounds");
+
+    // A bad value is a configuration error naming the key.
+    std::fs::write(&toml, "[default.revoke]\nleeway = 7200\n").expect("write");
+    let out = run(&url, &["--config", &config, "list"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("leeway"), "{}", stderr(&out));
+}
+
+fn prune_uses_the_retention_recorded_in_the_database(db: &Db) {
+    let url = db.url.clone();
+    let now = now_secs();
+    let token = |jti: &str, exp: i64| TokenRecord {
+        jti: jti.into(),
+        sub: "erin".into(),
+        fid: None,
+        kind: TokenKind::Access,
+        iat: exp - 900,
+        exp,
+        label: None,
+    };
+    with_store(&url, async |s| {
+        s.register(&[
+            token("expired-2h-ago", now - 7_200),
+            token("expired-10m-ago", now - 600),
+            token("live", now + 600),
+        ])
+        .await
+        .expect("register");
+        // Retention one hour (the default is 7 days, which would keep both expired rows).
+        s.publish_settings(&ninety_days()).await.expect("publish");
+    });
+    let report = ok_json(&url, &["prune", "--json"]);
+    assert_eq!(report["retention_secs"], 3_600, "{report}");
+    assert_eq!(report["bounds_recorded"], true, "{report}");
+    assert_eq!(
+        report["tokens"], 1,
+        "only the row past the retention: {report}"
+    );
+    let rows = ok_json(&url, &["list", "--json"]);
+    let jtis: Vec<&str> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["jti"].as_str())
+        .collect();
+    assert_eq!(jtis.len(), 2, "{jtis:?}");
+    assert!(!jtis.contains(&"expired-2h-ago"), "{jtis:?}");
+
+    // Text output says which retention it used.
+    let out = run(&url, &["prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("retention 1h"), "{text}");
+    assert!(text.contains("recorded in the database"), "{text}");
+}
+
+/// Each test above, on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::sqlite_db());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = super::pg_db() {
+                        super::$name(&db);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    revoke_before_a_future_time_is_a_usage_error_and_writes_nothing,
+    a_millisecond_cutoff_is_recognised_and_reported,
+    re_revoking_keeps_the_first_reason_and_show_prints_the_history,
+    events_filters_by_key_scope_actor_since_and_limit,
+    a_subject_revocation_is_sized_by_the_bounds_recorded_in_the_database,
+    rocket_toml_bounds_are_the_fallback_when_none_are_recorded,
+    prune_uses_the_retention_recorded_in_the_database,
+);

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::{Engine, Issuer};
+use revoke_core::{Engine, Issuer, SharedClock};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::Status;
 use rocket::{Build, Ignite, Orbit, Request, Response, Rocket};
@@ -18,20 +18,36 @@ use crate::{RevokeConfig, Revoker};
 #[rocket::async_trait]
 pub trait RevokePool: Send + Sync + 'static {
     /// A store on (a clone of) this pool.
-    async fn revoke_store(&self) -> revoke_core::Result<Arc<dyn Store>>;
+    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>>;
 }
+
+/// The clock the [`Revoke`] fairing hands its engine, issuer and guards, when the app
+/// manages one before ignite (`rocket.manage(RevokeClock(clock))`); otherwise the system
+/// clock. For tests that move past an expiry, a leeway or a retention without sleeping.
+///
+/// ```
+/// use revoke_core::ManualClock;
+/// use rocket_revoke::RevokeClock;
+/// let clock = ManualClock::starting_now();
+/// let rocket = rocket::build().manage(RevokeClock(clock.shared()));
+/// # let _ = rocket;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RevokeClock(pub SharedClock);
 
 #[rocket::async_trait]
 impl RevokePool for sqlx::SqlitePool {
-    async fn revoke_store(&self) -> revoke_core::Result<Arc<dyn Store>> {
-        Ok(Arc::new(SqliteStore::new(self.clone()).await?))
+    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>> {
+        Ok(Arc::new(
+            SqliteStore::new(self.clone()).await?.with_clock(clock),
+        ))
     }
 }
 
 #[rocket::async_trait]
 impl RevokePool for sqlx::PgPool {
-    async fn revoke_store(&self) -> revoke_core::Result<Arc<dyn Store>> {
-        Ok(Arc::new(PgStore::new(self.clone())))
+    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>> {
+        Ok(Arc::new(PgStore::new(self.clone()).with_clock(clock)))
     }
 }
 
@@ -104,8 +120,11 @@ where
         )
     })?;
     let pool: &D::Pool = db;
+    let clock = rocket
+        .state::<RevokeClock>()
+        .map_or_else(revoke_core::system_clock, |c| c.0.clone());
     let store = pool
-        .revoke_store()
+        .revoke_store(clock)
         .await
         .map_err(|e| format!("database `{}`: {e}", D::NAME))?;
     store

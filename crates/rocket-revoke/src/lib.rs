@@ -115,7 +115,7 @@ mod routes;
 
 pub use config::{ConfigError, RevokeConfig};
 pub use error::{AuthError, Error};
-pub use fairing::{Revoke, RevokePool};
+pub use fairing::{Revoke, RevokeClock, RevokePool};
 pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
 pub use metrics::{metrics_route, Metrics};

@@ -328,7 +328,6 @@ impl Collector for Live {
             prometheus_client::metrics::counter::ConstCounter::new(n)
                 .encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
 
         let counts = revoker.engine().set().len();
         let entries = ConstGauge::new(0_i64);

@@ -330,7 +330,8 @@ impl Revoker {
         // Sync reads at least once a poll interval: two intervals without a success mean
         // the database is unreachable (or a read hangs), whatever the last error says.
         let stale = staleness_ms.is_none_or(|ms| ms > poll_ms.saturating_mul(2));
-        let feed_lost = self.inner.engine.store().backend() == revoke_core::store::Backend::Postgres
+        let feed_lost = self.inner.engine.store().backend()
+            == revoke_core::store::Backend::Postgres
             && !sync.listening;
         let jwks = self.inner.verifier.jwks_status();
         let jwks_failing = jwks.as_ref().is_some_and(|j| j.last_error.is_some());

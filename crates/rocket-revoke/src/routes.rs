@@ -233,7 +233,11 @@ async fn introspect(
     if claims.kind == Some(TokenKind::Refresh) {
         // A spent refresh token is no longer usable; ask the registry.
         if let Some(jti) = claims.jti.as_deref() {
-            match revoker.store().token(jti, revoker.engine().now_secs()).await {
+            match revoker
+                .store()
+                .token(jti, revoker.engine().now_secs())
+                .await
+            {
                 Ok(Some(info)) if info.spent_at.is_some() => return inactive(),
                 Ok(_) => {}
                 Err(e) => {

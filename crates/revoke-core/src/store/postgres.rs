@@ -145,11 +145,10 @@ impl PgStore {
                 .await?;
         drop(refs);
         // Keys are distinct here; a row the upsert left alone (already in force) has no event.
-        let mut written: std::collections::HashMap<(String, String), (i64, Option<i64>, Option<i64>)> =
-            written
-                .into_iter()
-                .map(|(id, scope, key, cutoff, exp)| ((scope, key), (id, cutoff, exp)))
-                .collect();
+        let mut written: std::collections::HashMap<(String, String), WrittenRow> = written
+            .into_iter()
+            .map(|(id, scope, key, cutoff, exp)| ((scope, key), (id, cutoff, exp)))
+            .collect();
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -257,6 +256,9 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// An event written by [`super::sql::PG_REVOKE_BATCH`], by (scope, key): id, cutoff, expiry.
+type WrittenRow = (i64, Option<i64>, Option<i64>);
 
 /// A `query_as` on PostgreSQL.
 type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>;

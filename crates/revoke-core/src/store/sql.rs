@@ -264,12 +264,14 @@ pub(super) const UPDATE_SETTINGS: &str = "UPDATE revoke_settings SET max_token_t
 
 /// Extends standing revocations when the bounds grow: `jti` ones by `$1` (the grace grew),
 /// the others by `$2` (lifetime and grace).
-pub(super) const EXTEND_REVOCATIONS: &str = "UPDATE revoke_revocations SET expires_at = expires_at + \
+pub(super) const EXTEND_REVOCATIONS: &str =
+    "UPDATE revoke_revocations SET expires_at = expires_at + \
      CASE WHEN scope = 'jti' THEN $1 ELSE $2 END \
      WHERE expires_at IS NOT NULL AND (CASE WHEN scope = 'jti' THEN $1 ELSE $2 END) > 0";
 
 /// Gives global cut-offs of earlier versions (which never ended) an end: `$1` past the cut-off.
-pub(super) const END_GLOBAL_CUTOFFS: &str = "UPDATE revoke_revocations SET expires_at = cutoff + $1 \
+pub(super) const END_GLOBAL_CUTOFFS: &str =
+    "UPDATE revoke_revocations SET expires_at = cutoff + $1 \
      WHERE scope = 'global' AND expires_at IS NULL AND cutoff IS NOT NULL";
 
 /// Claims the scheduled prune: succeeds when the last claim is older than `$2` (ms).
