@@ -306,7 +306,8 @@ pub trait Store: Send + Sync + 'static {
     async fn publish_settings(&self, mine: &Bounds) -> Result<Bounds>;
 
     /// Claims the scheduled database prune for `interval_ms`: true for exactly one caller
-    /// per interval across every instance on this database.
+    /// per interval across every instance on this database. The lease lives in the
+    /// recorded bounds' row, so it is always false before an app has recorded bounds.
     async fn claim_prune(&self, now_ms: i64, interval_ms: i64) -> Result<bool>;
 
     /// The audit trail, newest first, filtered.
@@ -408,7 +409,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes revocations whose time in force ended before `now`, registry rows that expired
     /// before `now - retention`, and events older than `now - retention` (seconds) unless
-    /// the revocation they record is still in force. Works in transactions of at most
+    /// the revocation they record is still in force. The newest event always stays, so event
+    /// ids (and every reader's cursor) keep growing. Works in transactions of at most
     /// [`PRUNE_BATCH`] rows per table, so it never holds the write lock for long.
     async fn prune(&self, now: i64, retention: i64) -> Result<PruneReport>;
 }
