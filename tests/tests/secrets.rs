@@ -211,3 +211,62 @@ async fn logs_never_contain_tokens_or_secrets() {
     }
     db.cleanup().await;
 }
+
+/// `Debug` of every public configuration and token type prints no secret and no token:
+/// configurations end up in logs (`?config`), pairs in panics and test output.
+#[tokio::test]
+async fn debug_output_never_contains_secrets_or_tokens() {
+    use revoke_core::store::{SqliteStore, Store};
+    use revoke_core::{Engine, EngineConfig, Issuer, IssuerConfig, VerifierConfig};
+    use std::sync::Arc;
+
+    let secret = "debug-secret-0123456789abcdef0123456789";
+    let url_secret = "url-password-42";
+    let jwks_url = format!("https://user:{url_secret}@idp.example/jwks?api_key={url_secret}");
+    let verifier = VerifierConfig {
+        secret: Some(secret.into()),
+        jwks_url: Some(jwks_url.clone()),
+        ..VerifierConfig::default()
+    };
+    let issuer_config = IssuerConfig {
+        secret: Some(secret.into()),
+        ..IssuerConfig::default()
+    };
+    let revoke: rocket_revoke::RevokeConfig = rocket_revoke::RevokeConfig {
+        secret: Some(secret.into()),
+        client_secret: Some(secret.into()),
+        client_id: Some("gw".into()),
+        jwks_url: Some(jwks_url),
+        ..rocket_revoke::RevokeConfig::default()
+    };
+    let store = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let engine = Engine::new(Arc::new(store), EngineConfig::default())
+        .await
+        .expect("engine");
+    let issuer = Issuer::new(issuer_config.clone(), engine).expect("issuer");
+    let pair = issuer.issue("alice", None).await.expect("pair");
+    let shown = [
+        format!("{verifier:?}"),
+        format!("{issuer_config:?}"),
+        format!("{revoke:?}"),
+        format!("{issuer:?}"),
+        format!("{pair:?}"),
+    ];
+    for (i, text) in shown.iter().enumerate() {
+        for needle in [secret, url_secret, &pair.access_token, &pair.refresh_token] {
+            assert!(!text.contains(needle), "Debug #{i} leaks: {text}");
+        }
+        for part in pair.access_token.split('.').skip(1) {
+            assert!(
+                !text.contains(part),
+                "Debug #{i} leaks a token part: {text}"
+            );
+        }
+    }
+    // Still useful: the jti identifies the token.
+    let jti = pair.access.jti.as_deref().expect("jti");
+    assert!(shown[4].contains(jti), "{}", shown[4]);
+}

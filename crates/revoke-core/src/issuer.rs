@@ -7,8 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Issuer settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Issuer settings. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IssuerConfig {
     /// Signing algorithm. _Default:_ `"HS256"`.
@@ -44,8 +44,24 @@ impl Default for IssuerConfig {
     }
 }
 
-/// A freshly minted pair, serialized as the OAuth token response.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+impl std::fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("algorithm", &self.algorithm)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("private_key_pem", &self.private_key_pem)
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// A freshly minted pair, serialized as the OAuth token response. `Debug` shows the claims
+/// (the `jti`s identify the tokens) but never the tokens themselves.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,
@@ -61,6 +77,19 @@ pub struct TokenPair {
     /// The refresh token's claims.
     #[serde(skip)]
     pub refresh: Claims,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("access", &self.access)
+            .field("refresh", &self.refresh)
+            .finish()
+    }
 }
 
 /// Why a refresh was refused.

@@ -235,7 +235,7 @@ impl RemoteJwks {
         {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| invalid(&format!("jwks_url is not a valid URL ({e})")))?;
-            let shown_url = mask_password(url);
+            let shown_url = crate::redact_url(url);
             if parsed.scheme() == "http" && !is_loopback(parsed.host_str().unwrap_or("")) {
                 tracing::warn!(url = %shown_url, "jwks_url uses plain http: whoever can alter the response can forge tokens; use https");
             }
@@ -543,47 +543,9 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `scheme://user:password@host/...` with the password replaced by `***`.
-fn mask_password(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[start..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    match authority[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..start],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_in_urls_are_masked() {
-        assert_eq!(
-            mask_password("https://u:secret@idp.example/jwks?x=1"),
-            "https://u:***@idp.example/jwks?x=1"
-        );
-        assert_eq!(
-            mask_password("https://idp.example/a@b"),
-            "https://idp.example/a@b"
-        );
-        assert_eq!(
-            mask_password("https://user@idp.example/"),
-            "https://user@idp.example/"
-        );
-        assert_eq!(mask_password("not a url"), "not a url");
-    }
 
     #[test]
     fn long_errors_are_shortened() {

@@ -51,7 +51,9 @@ const MIN_SECRET_LEN: usize = 32;
 ///
 /// Deserializes from a config table (unknown fields are an error); every field has a default,
 /// see [`VerifierConfig::default`].
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+///
+/// `Debug` never prints the secret, and shows `jwks_url` through [`crate::redact_url`].
+#[derive(Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifierConfig {
     /// Algorithms a token may use. A token whose `alg` is not listed is rejected. Default
@@ -122,6 +124,30 @@ impl Default for VerifierConfig {
             family_claim: "fid".to_owned(),
             verified_cache: 512,
         }
+    }
+}
+
+impl fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("algorithms", &self.algorithms)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("public_key_pem", &self.public_key_pem)
+            .field("jwks_file", &self.jwks_file)
+            .field("jwks_url", &self.jwks_url.as_deref().map(crate::redact_url))
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field(
+                "jwks_min_refresh_interval_secs",
+                &self.jwks_min_refresh_interval_secs,
+            )
+            .field("jwks_timeout_secs", &self.jwks_timeout_secs)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("required_claims", &self.required_claims)
+            .field("family_claim", &self.family_claim)
+            .field("verified_cache", &self.verified_cache)
+            .finish()
     }
 }
 

@@ -77,6 +77,31 @@ pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
 
 type JsonError = Custom<Json<Value>>;
 
+/// A token response (or its error): never cached (RFC 6749 §5.1).
+struct NoStore<R>(R);
+
+impl<'r, 'o: 'r, R: rocket::response::Responder<'r, 'o>> rocket::response::Responder<'r, 'o>
+    for NoStore<R>
+{
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'o> {
+        let mut res = self.0.respond_to(req)?;
+        res.set_raw_header("Cache-Control", "no-store");
+        res.set_raw_header("Pragma", "no-cache");
+        Ok(res)
+    }
+}
+
+/// Compares in time that depends on the lengths only, so a wrong password takes as long
+/// wherever it differs.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
 fn error(status: Status, error: &str, description: &str) -> JsonError {
     Custom(
         status,
@@ -100,8 +125,15 @@ struct Login<'r> {
 }
 
 #[post("/auth/login", data = "<body>")]
-async fn login(revoker: Revoker, body: Json<Login<'_>>) -> Result<Json<Value>, JsonError> {
-    if !USERS.contains(&body.username) || body.password != "password" {
+async fn login(revoker: Revoker, body: Json<Login<'_>>) -> NoStore<Result<Json<Value>, JsonError>> {
+    NoStore(login_pair(&revoker, &body).await)
+}
+
+async fn login_pair(revoker: &Revoker, body: &Login<'_>) -> Result<Json<Value>, JsonError> {
+    // Both checks always run: the answer's timing does not tell a known user apart.
+    let known = USERS.iter().fold(false, |k, u| k | same(u, body.username));
+    let password_ok = same(body.password, "password");
+    if !(known & password_ok) {
         return Err(error(
             Status::Unauthorized,
             "invalid_grant",
@@ -121,15 +153,18 @@ struct Refresh<'r> {
 }
 
 #[post("/auth/refresh", data = "<body>")]
-async fn refresh(revoker: Revoker, body: Json<Refresh<'_>>) -> Result<Json<Value>, JsonError> {
-    match revoker.refresh(body.refresh_token).await {
+async fn refresh(
+    revoker: Revoker,
+    body: Json<Refresh<'_>>,
+) -> NoStore<Result<Json<Value>, JsonError>> {
+    NoStore(match revoker.refresh(body.refresh_token).await {
         Ok(pair) => Ok(Json(json!(pair))),
         Err(Error::Refresh(revoke_core::RefreshError::Store(e))) => {
             Err(server_error(&Error::Engine(e)))
         }
         Err(Error::Refresh(e)) => Err(error(Status::Unauthorized, "invalid_grant", &e.to_string())),
         Err(e) => Err(server_error(&e)),
-    }
+    })
 }
 
 #[get("/me")]

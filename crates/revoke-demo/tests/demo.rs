@@ -391,7 +391,49 @@ async fn two_instances_share_logouts(db: &TestDb) {
     b.terminate().await;
 }
 
+/// Token responses, and their errors, are never cached (RFC 6749 §5.1).
+async fn token_responses_are_not_cached(db: &TestDb) {
+    let client = client(db).await;
+    let post = |uri: &'static str, body: Value| {
+        client
+            .post(uri)
+            .header(ContentType::JSON)
+            .body(body.to_string())
+            .dispatch()
+    };
+    let ok = post(
+        "/auth/login",
+        json!({ "username": "alice", "password": "password" }),
+    )
+    .await;
+    assert_eq!(ok.status(), Status::Ok);
+    assert_eq!(ok.headers().get_one("Cache-Control"), Some("no-store"));
+    assert_eq!(ok.headers().get_one("Pragma"), Some("no-cache"));
+    let pair: Value = ok.into_json().await.expect("pair");
+    let bad = post(
+        "/auth/login",
+        json!({ "username": "alice", "password": "passwore" }),
+    )
+    .await;
+    assert_eq!(bad.status(), Status::Unauthorized);
+    assert_eq!(bad.headers().get_one("Cache-Control"), Some("no-store"));
+    let rotated = post(
+        "/auth/refresh",
+        json!({ "refresh_token": pair["refresh_token"] }),
+    )
+    .await;
+    assert_eq!(rotated.status(), Status::Ok);
+    assert_eq!(rotated.headers().get_one("Cache-Control"), Some("no-store"));
+    let unknown = post(
+        "/auth/login",
+        json!({ "username": "mallory", "password": "password" }),
+    )
+    .await;
+    assert_eq!(unknown.status(), Status::Unauthorized);
+}
+
 both_backends!(
+    token_responses_are_not_cached,
     login_issues_a_pair_and_refuses_bad_credentials,
     me_returns_the_callers_claims,
     delete_token_revokes_the_presented_token_only,

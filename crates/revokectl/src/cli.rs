@@ -11,8 +11,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "revokectl", version, about, long_about = None)]
 pub struct Cli {
-    /// Database URL (sqlite://PATH or postgres://...). Default: [default.databases.revoke].url
-    /// in Rocket.toml.
+    /// Database URL (sqlite://PATH or postgres://...). Default: $REVOKE_DATABASE_URL, else
+    /// [default.databases.revoke].url in Rocket.toml. Prefer the variables to the flag: argv
+    /// is visible to every local user.
     #[arg(
         long,
         global = true,
@@ -274,6 +275,7 @@ impl From<revoke_core::Error> for Failure {
 
 fn print_json<T: Serialize>(v: &T) -> Result<(), Failure> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Failure::op(e.to_string()))?;
+    // JSON escapes control characters itself.
     println!("{s}");
     Ok(())
 }
@@ -290,12 +292,17 @@ fn list_query(args: &ListArgs, search: Option<&str>) -> ListQuery {
 }
 
 fn print_tokens(rows: &[TokenInfo], now: i64) {
-    println!(
+    revokectl::say!(
         "{:<8} {:<24} {:<36} {:<8} {:<17} {:<10}",
-        "STATUS", "SUBJECT", "JTI", "KIND", "ISSUED (UTC)", "EXPIRES"
+        "STATUS",
+        "SUBJECT",
+        "JTI",
+        "KIND",
+        "ISSUED (UTC)",
+        "EXPIRES"
     );
     for t in rows {
-        println!(
+        revokectl::say!(
             "{:<8} {:<24} {:<36} {:<8} {:<17} {:<10}",
             t.status.as_str(),
             t.token.sub,
@@ -339,13 +346,13 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failur
             if json {
                 print_json(&stats)
             } else {
-                println!("tokens       {}", stats.tokens);
-                println!("active       {}", stats.active);
-                println!("revoked      {}", stats.revoked);
-                println!("expired      {}", stats.expired);
-                println!("revocations  {}", stats.revocations);
-                println!("events       {}", stats.events);
-                println!("last event   {}", stats.last_event_id);
+                revokectl::say!("tokens       {}", stats.tokens);
+                revokectl::say!("active       {}", stats.active);
+                revokectl::say!("revoked      {}", stats.revoked);
+                revokectl::say!("expired      {}", stats.expired);
+                revokectl::say!("revocations  {}", stats.revocations);
+                revokectl::say!("events       {}", stats.events);
+                revokectl::say!("last event   {}", stats.last_event_id);
                 Ok(())
             }
         }
@@ -362,7 +369,7 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failur
                     "bounds_recorded": recorded,
                 }))
             } else {
-                println!(
+                revokectl::say!(
                     "pruned {} revocations, {} tokens, {} events (retention {}, {})",
                     report.revocations,
                     report.tokens,
@@ -441,13 +448,13 @@ fn event_header() -> String {
 
 fn print_history(events: &[Event]) {
     if events.is_empty() {
-        println!("history     none");
+        revokectl::say!("history     none");
         return;
     }
-    println!("history     newest first");
-    println!("  {}", event_header());
+    revokectl::say!("history     newest first");
+    revokectl::say!("  {}", event_header());
     for e in events {
-        println!("  {}", event_line(e));
+        revokectl::say!("  {}", event_line(e));
     }
 }
 
@@ -476,7 +483,7 @@ async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Fa
                             .as_str()
                             .map(str::to_owned)
                             .unwrap_or_else(|| v.to_string());
-                        println!("{k:<11} {s}");
+                        revokectl::say!("{k:<11} {s}");
                     }
                 }
             }
@@ -504,9 +511,9 @@ async fn show(engine: &Engine, jti: &str, now: i64, json: bool) -> Result<(), Fa
                 }))
             } else {
                 if revoked {
-                    println!("{jti}: not in the registry, revoked by jti");
+                    revokectl::say!("{jti}: not in the registry, revoked by jti");
                 } else {
-                    println!("{jti}: not in the registry, not revoked by jti");
+                    revokectl::say!("{jti}: not in the registry, not revoked by jti");
                 }
                 print_history(&history);
                 Ok(())
@@ -542,12 +549,12 @@ async fn events(engine: &Engine, a: EventsArgs, json: bool) -> Result<(), Failur
         return print_json(&events_json(&rows));
     }
     if rows.is_empty() {
-        println!("no events match");
+        revokectl::say!("no events match");
         return Ok(());
     }
-    println!("{}", event_header());
+    revokectl::say!("{}", event_header());
     for e in &rows {
-        println!("{}", event_line(e));
+        revokectl::say!("{}", event_line(e));
     }
     Ok(())
 }
@@ -579,12 +586,12 @@ fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
         format!("{} {}", e.scope, e.key)
     };
     match e.expires_at {
-        Some(until) if e.kind == revoke_core::EventKind::Revoke => println!(
+        Some(until) if e.kind == revoke_core::EventKind::Revoke => revokectl::say!(
             "{verb} {what} (event #{}), in force until {}",
             e.id,
             timefmt::rfc3339(until)
         ),
-        _ => println!("{verb} {what} (event #{})", e.id),
+        _ => revokectl::say!("{verb} {what} (event #{})", e.id),
     }
     Ok(())
 }
@@ -628,9 +635,10 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
             "scope": req.scope, "key": req.key, "changed": false,
         })),
         None => {
-            println!(
+            revokectl::say!(
                 "{} {} was already revoked by an equal or stronger revocation; nothing changed",
-                req.scope, req.key
+                req.scope,
+                req.key
             );
             Ok(())
         }

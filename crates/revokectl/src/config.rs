@@ -48,10 +48,18 @@ fn figment(config: Option<&Path>) -> Result<(Figment, PathBuf, String), ConfigEr
     Ok((figment, path, profile))
 }
 
-/// The database URL: the flag if given, else `databases.revoke.url` from Rocket's figment.
+/// The database URL: the flag (or `REVOKECTL_DATABASE_URL`) if given, else
+/// `REVOKE_DATABASE_URL`, else `databases.revoke.url` from Rocket's figment.
 pub fn resolve_url(flag: Option<&str>, config: Option<&Path>) -> Result<String, ConfigError> {
     if let Some(url) = flag {
         return Ok(url.to_owned());
+    }
+    // Keeps the URL (and its password) out of argv, where every local user can read it.
+    if let Some(url) = std::env::var("REVOKE_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Ok(url);
     }
     let (figment, path, profile) = figment(config)?;
     match figment.extract_inner::<String>("databases.revoke.url") {
@@ -145,22 +153,12 @@ pub fn target(url: &str) -> Result<Target, ConfigError> {
 
 /// The URL with any password replaced by `***`, safe to show.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    let user = userinfo.split(':').next().unwrap_or_default();
-    let tail = tail.split('?').next().unwrap_or_default();
-    if userinfo.contains(':') {
-        format!("{scheme}://{user}:***@{host}{tail}")
-    } else {
-        format!("{scheme}://{user}@{host}{tail}")
+    // The userinfo password masked (also when there is no userinfo at all), and the query
+    // left out: `?password=` is as secret as a userinfo, and the rest is noise here.
+    let masked = revoke_core::redact_url(url);
+    match masked.split_once('?') {
+        Some((head, _)) => head.to_owned(),
+        None => masked,
     }
 }
 
@@ -242,6 +240,12 @@ mod tests {
             redact("postgres://u:secret@h:5432/db?sslmode=require"),
             "postgres://u:***@h:5432/db"
         );
+        assert_eq!(
+            redact("postgres://h:5432/db?password=hunter2"),
+            "postgres://h:5432/db",
+            "no userinfo: the query still goes"
+        );
+        assert_eq!(redact("sqlite://a.db?mode=rwc"), "sqlite://a.db");
         assert_eq!(
             describe("postgres://u:secret@h:5432/db"),
             "postgres h:5432/db"

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod config;
 pub mod popup;
+pub mod text;
 pub mod timefmt;
 pub mod ui;
 

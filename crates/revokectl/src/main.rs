@@ -18,7 +18,11 @@ use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("revokectl: {msg}");
+    // Messages can quote keys from the database.
+    eprintln!(
+        "revokectl: {}",
+        revokectl::text::escape_controls(&msg.to_string())
+    );
     ExitCode::from(code)
 }
 

@@ -923,6 +923,59 @@ fn prune_uses_the_retention_recorded_in_the_database(db: &Db) {
 }
 
 /// Each test above, on SQLite and on PostgreSQL.
+/// Database strings never reach the terminal raw: a subject, reason or actor holding
+/// escape sequences is printed escaped by every text output (JSON escapes them itself).
+fn text_output_escapes_control_characters(db: &Db) {
+    let url = db.url.clone();
+    let evil = "mallory\u{1b}[2J\u{7}";
+    let out = run(
+        &url,
+        &[
+            "revoke",
+            "--subject",
+            evil,
+            "--reason",
+            "\u{1b}]0;owned\u{7}",
+            "--actor",
+            "op\r",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [
+        vec!["events"],
+        vec!["events", "--key", evil],
+        vec!["list"],
+        vec!["stats"],
+    ] {
+        let out = run(&url, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?} printed a raw control character: {text:?}"
+        );
+    }
+    let text = stdout(&run(&url, &["events"]));
+    assert!(text.contains("mallory\\u{1b}[2J\\u{7}"), "{text}");
+    // JSON keeps the exact string (escaped by JSON itself).
+    let rows = ok_json(&url, &["events", "--json"]);
+    assert_eq!(rows[0]["key"], evil);
+}
+
+/// `REVOKE_DATABASE_URL` keeps the URL (and its password) out of argv.
+fn the_database_url_can_come_from_revoke_database_url(db: &Db) {
+    let out = Command::new(BIN)
+        .args(["stats", "--json"])
+        .env_remove("REVOKECTL_DATABASE_URL")
+        .env("REVOKE_DATABASE_URL", &db.url)
+        .current_dir(db.dir.path())
+        .output()
+        .expect("run revokectl");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(stats["tokens"].is_i64(), "{stats}");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -947,6 +1000,8 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    text_output_escapes_control_characters,
+    the_database_url_can_come_from_revoke_database_url,
     revoke_before_a_future_time_is_a_usage_error_and_writes_nothing,
     a_millisecond_cutoff_is_recognised_and_reported,
     re_revoking_keeps_the_first_reason_and_show_prints_the_history,

@@ -282,7 +282,10 @@ impl fmt::Debug for RevokeConfig {
             .field("secret", &redact(&self.secret))
             .field("public_key_pem", &self.public_key_pem)
             .field("jwks_file", &self.jwks_file)
-            .field("jwks_url", &self.jwks_url)
+            .field(
+                "jwks_url",
+                &self.jwks_url.as_deref().map(revoke_core::redact_url),
+            )
             .field("jwks_refresh_secs", &self.jwks_refresh_secs)
             .field(
                 "jwks_min_refresh_interval_secs",
