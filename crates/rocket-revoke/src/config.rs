@@ -122,6 +122,8 @@ pub struct RevokeConfig {
     /// cache; `0` turns it off. See
     /// [`VerifierConfig::verified_cache`](revoke_core::VerifierConfig::verified_cache).
     ///
+    /// At most 65536.
+    ///
     /// _Default:_ `512`.
     pub verified_cache: usize,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
@@ -205,6 +207,8 @@ pub struct RevokeConfig {
     /// How many sightings may wait for the next write; beyond that they are dropped (the
     /// request is never slowed down).
     ///
+    /// Between 1 and 1048576.
+    ///
     /// _Default:_ `8192`.
     pub last_seen_capacity: usize,
     /// The name of a cookie the guards read the token from when a request has no
@@ -230,6 +234,11 @@ pub struct RevokeConfig {
     /// _Default:_ `false`.
     pub trace_requests: bool,
 }
+
+/// Largest `verified_cache` (slots per worker thread, up to ~3.5 KiB each: ~224 MiB a thread).
+const MAX_VERIFIED_CACHE: usize = 65_536;
+/// Largest `last_seen_capacity` (queued sightings).
+const MAX_LAST_SEEN_CAPACITY: usize = 1 << 20;
 
 impl Default for RevokeConfig {
     fn default() -> Self {
@@ -434,8 +443,17 @@ impl RevokeConfig {
         if self.last_seen_interval_ms == 0 {
             return invalid("last_seen_interval_ms", "must be at least 1");
         }
-        if self.last_seen_capacity == 0 {
-            return invalid("last_seen_capacity", "must be at least 1");
+        if self.last_seen_capacity == 0 || self.last_seen_capacity > MAX_LAST_SEEN_CAPACITY {
+            return invalid(
+                "last_seen_capacity",
+                "must be between 1 and 1048576 (each waiting sighting holds a token's claims)",
+            );
+        }
+        if self.verified_cache > MAX_VERIFIED_CACHE {
+            return invalid(
+                "verified_cache",
+                "must be at most 65536 slots per thread (each can hold about 3.5 KiB)",
+            );
         }
         if let Some(name) = &self.token_cookie {
             // RFC 6265 §4.1.1: a cookie name is an RFC 7230 token.

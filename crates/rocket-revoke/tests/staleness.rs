@@ -44,3 +44,30 @@ fn stale_is_a_503_without_a_challenge() {
         .as_str()
         .is_some_and(|d| d.contains("stale")));
 }
+
+/// Sizes a configuration can set are bounded, with a launch error naming the key.
+#[test]
+fn sizes_are_bounded_and_the_error_names_the_key() {
+    for (key, bad, good) in [
+        ("verified_cache", json!(65_537), json!(65_536)),
+        ("last_seen_capacity", json!(1_048_577), json!(1_048_576)),
+        ("last_seen_capacity", json!(0), json!(1)),
+        ("leeway", json!(3_601), json!(3_600)),
+        ("clock_skew_secs", json!(3_601), json!(0)),
+        (
+            "max_token_ttl_secs",
+            json!(10 * 365 * 86_400 + 1),
+            json!(2_592_000),
+        ),
+    ] {
+        let mut table = json!({ "secret": "s" });
+        table[key] = bad.clone();
+        let msg = config(table.clone()).expect_err(key).to_string();
+        assert!(
+            msg.contains(&format!("revoke.{key}")),
+            "{key} = {bad}: {msg}"
+        );
+        table[key] = good.clone();
+        assert!(config(table).is_ok(), "{key} = {good}");
+    }
+}
