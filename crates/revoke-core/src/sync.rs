@@ -60,8 +60,8 @@ pub(crate) struct Syncer {
     /// so a slow read can never re-apply an old event over a newer one.
     cursor: tokio::sync::Mutex<i64>,
     status: Mutex<SyncStatus>,
-    /// `status.last_success_ms` (`i64::MIN` before the first), readable on the request path
-    /// without the lock.
+    /// When the last read succeeded (`i64::MIN` before the first): the one copy, read by
+    /// [`Syncer::status`] and, without the lock, by the request path.
     last_success_ms: AtomicI64,
     clock: SharedClock,
     /// Set once, by a metrics layer; read per applied batch.
@@ -101,10 +101,15 @@ impl Syncer {
     }
 
     pub(crate) fn status(&self) -> SyncStatus {
-        self.status
+        let mut status = self
+            .status
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        // Kept in the atomic only, which the request path reads.
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        status.last_success_ms = (last != i64::MIN).then_some(last);
+        status
     }
 
     fn with_status(&self, f: impl FnOnce(&mut SyncStatus)) {
@@ -277,7 +282,6 @@ impl Syncer {
         match &r {
             Ok(_) => {
                 self.with_status(|s| {
-                    s.last_success_ms = Some(now);
                     s.last_error = None;
                 });
                 self.last_success_ms.fetch_max(now, Ordering::Release);

@@ -134,15 +134,21 @@ async fn client(figment: Figment) -> Client {
 }
 
 async fn login(client: &Client) -> String {
+    login_pair(client, "alice").await.0
+}
+
+/// `POST /auth/login`: the access and refresh tokens.
+async fn login_pair(client: &Client, user: &str) -> (String, String) {
     let res = client
         .post("/auth/login")
         .header(ContentType::JSON)
-        .body(json!({ "username": "alice", "password": "password" }).to_string())
+        .body(json!({ "username": user, "password": "password" }).to_string())
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::Ok);
     let v: Value = res.into_json().await.expect("pair");
-    v["access_token"].as_str().expect("token").to_owned()
+    let token = |k: &str| v[k].as_str().expect(k).to_owned();
+    (token("access_token"), token("refresh_token"))
 }
 
 fn bearer(token: &str) -> Header<'static> {
@@ -228,8 +234,14 @@ async fn postgres_outage_serves_last_set_refuses_writes_and_catches_up() {
     // Guards answer from the last synced set.
     assert_eq!(me(&client, &kept).await, Status::Ok);
     assert_eq!(me(&client, &revoked).await, Status::Unauthorized);
-    // Health says how stale, and why.
+    // Health says how stale, and why. Degraded comes first (two poll intervals without a
+    // read); the reason once the hanging read fails (the 1 s connect timeout).
+    let why = eventually(Duration::from_secs(10), || async {
+        health(&client).await["sync"]["last_error"].is_string()
+    })
+    .await;
     let h = health(&client).await;
+    assert!(why, "{h}");
     assert!(h["sync"]["last_error"].is_string(), "{h}");
     assert!(h["staleness_ms"].as_i64().is_some_and(|ms| ms > 0), "{h}");
     assert_eq!(h["failing_closed"], false, "{h}");
@@ -471,15 +483,7 @@ async fn postgres_refresh_and_introspection_fail_closed_when_the_set_is_stale() 
     else {
         return;
     };
-    let res = client
-        .post("/auth/login")
-        .header(ContentType::JSON)
-        .body(json!({ "username": "bob", "password": "password" }).to_string())
-        .dispatch()
-        .await;
-    let pair: Value = res.into_json().await.expect("pair");
-    let access = pair["access_token"].as_str().expect("access").to_owned();
-    let refresh_token = pair["refresh_token"].as_str().expect("refresh").to_owned();
+    let (access, refresh_token) = login_pair(&client, "bob").await;
     proxy.cut();
     let closed = eventually(Duration::from_secs(10), || async {
         me(&client, &access).await == Status::ServiceUnavailable

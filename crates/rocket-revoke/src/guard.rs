@@ -188,11 +188,10 @@ thread_local! {
 /// Queues a last-seen sighting, at most once per token, app, thread and second: the
 /// registry keeps seconds, so a repeat within the same second adds nothing, and queueing
 /// one costs allocations and a wake-up of the writer task on every request.
-fn seen<E>(revoker: &Revoker, claims: &Claims<E>) {
+fn seen<E>(revoker: &Revoker, claims: &Claims<E>, now: i64) {
     let Some(jti) = claims.jti.as_deref() else {
         return revoker.seen(claims);
     };
-    let now = revoker.engine().now_secs();
     let set = revoker.engine().set();
     let fresh = RECENT.with(|recent| {
         let Ok(mut recent) = recent.try_borrow_mut() else {
@@ -241,9 +240,9 @@ fn authenticate<E: DeserializeOwned>(
     check: bool,
 ) -> Result<Claims<E>, AuthError> {
     let token = credentials(req, revoker)?;
-    let claims = revoker
-        .verifier()
-        .verify_at::<E>(token, revoker.engine().now_secs())?;
+    // One clock read per check, shared by verification and the sighting.
+    let now = revoker.engine().now_secs();
+    let claims = revoker.verifier().verify_at::<E>(token, now)?;
     if claims.kind == Some(TokenKind::Refresh) {
         return Err(AuthError::RefreshToken);
     }
@@ -257,7 +256,7 @@ fn authenticate<E: DeserializeOwned>(
             return Err(AuthError::Stale);
         }
     }
-    seen(revoker, &claims);
+    seen(revoker, &claims, now);
     Ok(claims)
 }
 

@@ -398,7 +398,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The audit trail, newest first: up to `limit` events with id below `before` (all when
     /// `None`).
-    async fn recent_events(&self, before: Option<i64>, limit: u32) -> Result<Vec<Event>>;
+    async fn recent_events(&self, before: Option<i64>, limit: u32) -> Result<Vec<Event>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.events(&EventQuery {
+            before_id: before,
+            limit,
+            ..EventQuery::default()
+        })
+        .await
+    }
 
     /// A feed that wakes sync when new events commit (PostgreSQL LISTEN); `None` where the
     /// backend has none and sync only polls.

@@ -602,6 +602,22 @@ macro_rules! impl_store {
                 })
             }
 
+            /// A query on `sql` with `args` bound in order (the dynamically built queries).
+            fn with_args(
+                sql: &str,
+                args: Vec<super::sql::Arg>,
+            ) -> sqlx::query::Query<'_, $db, <$db as sqlx::database::HasArguments<'_>>::Arguments>
+            {
+                let mut q = sqlx::query::<$db>(sql);
+                for a in args {
+                    q = match a {
+                        super::sql::Arg::Int(v) => q.bind(v),
+                        super::sql::Arg::Text(v) => q.bind(v),
+                    };
+                }
+                q
+            }
+
             /// A query on `sql` with a token's seven columns bound as `$1..$7`.
             fn token_query<'q>(
                 sql: &'q str,
@@ -850,14 +866,7 @@ macro_rules! impl_store {
                 query: &$crate::store::EventQuery,
             ) -> $crate::Result<Vec<$crate::Event>> {
                 let (sql, args) = super::sql::events_query(query);
-                let mut q = sqlx::query::<$db>(&sql);
-                for a in args {
-                    q = match a {
-                        super::sql::Arg::Int(v) => q.bind(v),
-                        super::sql::Arg::Text(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(&self.pool).await?;
+                let rows = Self::with_args(&sql, args).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::decode_event).collect()
             }
 
@@ -953,14 +962,7 @@ macro_rules! impl_store {
                     }
                 }
                 let (sql, args) = super::sql::list_query($dialect, query, now, sparse);
-                let mut q = sqlx::query::<$db>(&sql);
-                for a in args {
-                    q = match a {
-                        super::sql::Arg::Int(v) => q.bind(v),
-                        super::sql::Arg::Text(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(&self.pool).await?;
+                let rows = Self::with_args(&sql, args).fetch_all(&self.pool).await?;
                 rows.iter().map(Self::decode_token).collect()
             }
 
@@ -1229,23 +1231,6 @@ macro_rules! impl_store {
                 )
                 .fetch_one(&self.pool)
                 .await?)
-            }
-
-            async fn recent_events(
-                &self,
-                before: Option<i64>,
-                limit: u32,
-            ) -> $crate::Result<Vec<$crate::Event>> {
-                let sql = format!(
-                    "SELECT {} FROM revoke_events WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                    super::sql::EVENT_COLUMNS
-                );
-                let rows = sqlx::query::<$db>(&sql)
-                    .bind(before.unwrap_or(i64::MAX))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(Self::decode_event).collect()
             }
 
             async fn close(&self) {
