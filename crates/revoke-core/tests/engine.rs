@@ -20,6 +20,7 @@ both_backends!(
     observe_registers_unknown_tokens_and_moves_last_seen,
     refresh_rotates_once_and_reuse_revokes_the_family,
     concurrent_refreshes_of_one_token_let_exactly_one_through,
+    reuse_detection_racing_revocations_of_its_family_never_deadlocks,
     prune_drops_expired_entries_from_database_and_set,
     revocations_survive_a_restart,
     concurrent_writers_and_two_syncing_sets_agree_with_the_database,
@@ -496,6 +497,72 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_through(db: &TestDb) 
         Some(Scope::Family),
         "the family is revoked after reuse"
     );
+}
+
+/// A rotation that detects reuse holds the event lock and then writes its family's row; a
+/// revocation batch, a restore and raised bounds touching that row at the same moment must
+/// all take the lock first (PostgreSQL reported a deadlock and failed one of them, a 503 in
+/// the soak, when a batch locked the row before the lock).
+async fn reuse_detection_racing_revocations_of_its_family_never_deadlocks(db: &TestDb) {
+    let e = engine(db).await;
+    let (iss, ver) = issuer(&e);
+    for round in 0..12 {
+        let pair = iss.issue("dora", None).await.unwrap();
+        let fid = ver
+            .verify::<revoke_core::Claims>(&pair.access_token)
+            .unwrap()
+            .fid
+            .unwrap();
+        iss.refresh(&ver, &pair.refresh_token).await.unwrap();
+        let mut tasks = Vec::new();
+        for k in 0..4 {
+            let (iss, ver, spent) = (iss.clone(), ver.clone(), pair.refresh_token.clone());
+            tasks.push(tokio::spawn(async move {
+                match iss.refresh(&ver, &spent).await {
+                    Err(RefreshError::Reused | RefreshError::Revoked(_)) => Ok(()),
+                    other => Err(format!("reuse {k}: {other:?}")),
+                }
+            }));
+            let (e2, fid2) = (e.clone(), fid.clone());
+            tasks.push(tokio::spawn(async move {
+                let family = RevokeRequest::family(&fid2).reason("racing");
+                let subject = RevokeRequest::subject("dora").reason("racing");
+                e2.revoke_many(vec![subject, family])
+                    .await
+                    .map(drop)
+                    .map_err(|err| format!("batch {k}: {err}"))
+            }));
+        }
+        let e3 = e.clone();
+        tasks.push(tokio::spawn(async move {
+            e3.restore(Scope::Subject, "dora", Some("racing"), None)
+                .await
+                .map(drop)
+                .map_err(|err| format!("restore: {err}"))
+        }));
+        let e4 = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut raised = e4.bounds();
+            raised.max_token_ttl_secs += 1 + round;
+            e4.store()
+                .publish_settings(&raised)
+                .await
+                .map(drop)
+                .map_err(|err| format!("raise bounds: {err}"))
+        }));
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let family_only = TokenRef {
+            fid: Some(&fid),
+            ..TokenRef::default()
+        };
+        assert_eq!(
+            e.check(&family_only),
+            Some(Scope::Family),
+            "round {round}: the family stays revoked whoever won"
+        );
+    }
 }
 
 async fn prune_drops_expired_entries_from_database_and_set(db: &TestDb) {

@@ -11,8 +11,12 @@ use tracing::Instrument;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Key of the advisory lock that orders event ids with commits: every transaction that
-/// appends events takes it (transaction-level) just before the append and holds it until
-/// commit. Anything else that writes `revoke_events` by hand must do the same.
+/// appends events takes it (transaction-level) and holds it until commit. Anything else that
+/// writes `revoke_events` by hand must do the same.
+///
+/// It is also the first lock of every transaction that writes `revoke_revocations` (a batch,
+/// a restore, a rotation that detects reuse, raised bounds, the prune): no transaction holds
+/// a revocation row while it waits for this lock, so they cannot deadlock on each other.
 pub const EVENT_LOCK: i64 = 0x7265_766f_6b65; // "revoke"
 
 /// Channel that carries "new events up to id N" notifications.

@@ -72,26 +72,29 @@ pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_l
      SELECT ins.id FROM ins, note";
 
 /// PostgreSQL: a whole revocation batch with distinct (scope, key) pairs as one statement,
-/// committed on its own (no explicit transaction): upserts the rows (in (scope, key) order,
-/// so concurrent batches lock rows in one order), then takes the event lock, appends one event
-/// per row with the row as it now stands, in input order (`$8` is `at_ms`), and queues the
-/// NOTIFY (`$9` channel, `$10` lock key). Returns `(id, scope, key, cutoff, expires_at)` by
-/// id, for the rows the upsert changed only (a revocation already in force writes nothing).
+/// committed on its own (no explicit transaction): takes the event lock (`$10`), upserts the
+/// rows, appends one event per row with the row as it now stands, in input order (`$8` is
+/// `at_ms`), and queues the NOTIFY (`$9` channel). Returns `(id, scope, key, cutoff,
+/// expires_at)` by id, for the rows the upsert changed only (a revocation already in force
+/// writes nothing).
 ///
-/// The order inside the statement is forced by data dependencies: `lk` counts every row of
-/// `up` before it locks, and every event row is joined to `lk` (and sorted by input position)
-/// before it reaches the insert and draws an id. The statement commits when it ends, so the
-/// event lock is held for the event insert and the commit's flush only, with no round trip
-/// to the client in between.
+/// The event lock comes before any row lock, as in every PostgreSQL transaction that writes
+/// `revoke_revocations` (see [`super::postgres::EVENT_LOCK`]): a rotation that detects reuse
+/// holds the lock and then upserts its family's row, so a batch that locked that row first
+/// and waited for the lock would deadlock with it. The order inside the statement is forced
+/// by data dependencies: every input row is joined to `lk` before it reaches the upsert, and
+/// every event row is joined to `lk` (and sorted by input position) before it draws an id.
+/// The statement commits when it ends, with no round trip to the client in between.
 pub(super) const PG_REVOKE_BATCH: &str = concat!(
-    "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
+    "WITH lk AS (SELECT pg_advisory_xact_lock($10)), \
+     input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
      $5::text[], $6::text[], $7::int8[]) \
      WITH ORDINALITY AS t(scope, key, cutoff, expires_at, reason, actor, revoked_at, n)), \
      up AS (INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at) \
-     SELECT scope, key, cutoff, expires_at, reason, actor, revoked_at FROM input ORDER BY scope, key",
+     SELECT i.scope, i.key, i.cutoff, i.expires_at, i.reason, i.actor, i.revoked_at \
+     FROM lk, input i ORDER BY i.scope, i.key",
     upsert_revocation_tail!(),
-    "), lk AS (SELECT pg_advisory_xact_lock($10) FROM (SELECT count(*) FROM up) c), \
-     ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
+    "), ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
      SELECT $8, 'revoke', i.scope, i.key, up.cutoff, up.expires_at, i.reason, i.actor \
      FROM lk, input i JOIN up ON up.scope = i.scope AND up.key = i.key \
      ORDER BY i.n RETURNING id, scope, key, cutoff, expires_at), \
@@ -666,6 +669,8 @@ macro_rules! impl_store {
                 // before any row is written (so rows are still locked in one sorted order).
                 let joined = joiners.map(|j| j()).unwrap_or_default();
                 let rows = super::sql::checked_rows(revocations.iter().chain(&joined).cloned())?;
+                // The event lock before any row lock (PostgreSQL; see `EVENT_LOCK`).
+                Self::before_events(&mut *c).await?;
                 let mut applied: Vec<Option<(Option<i64>, Option<i64>)>> = vec![None; rows.len()];
                 for round in super::sql::upsert_rounds(&rows) {
                     let batch: Vec<&$crate::Revocation> = round.iter().map(|&i| &rows[i]).collect();
@@ -678,8 +683,6 @@ macro_rules! impl_store {
                         applied[i] = got.get(&(r.scope.as_str().to_owned(), r.key.clone())).copied();
                     }
                 }
-                // Events last: on PostgreSQL the event lock, taken by `insert_events`, is then
-                // held only until commit.
                 let mut events = Vec::with_capacity(rows.len() + 1);
                 let mut slots = Vec::with_capacity(rows.len() + 1);
                 for (r, got) in rows.into_iter().zip(applied) {
@@ -714,9 +717,8 @@ macro_rules! impl_store {
                         actor: Some("system".to_owned()),
                     });
                 }
-                // Takes the event lock, appends, and announces (NOTIFY at commit), as
-                // `before_events`, an insert per event and `after_events` would. Nothing
-                // changed: nothing to append, nobody to wake.
+                // Appends and announces (NOTIFY at commit), as an insert per event and
+                // `after_events` would. Nothing changed: nothing to append, nobody to wake.
                 if !events.is_empty() {
                     Self::insert_events(&mut *c, &mut events).await?;
                 }
@@ -787,6 +789,8 @@ macro_rules! impl_store {
                 let now_ms = self.clock.now_ms();
                 self.write(move |c| {
                     Box::pin(async move {
+                        // It may extend every revocation row: the event lock first.
+                        Self::before_events(&mut *c).await?;
                         let created = sqlx::query::<$db>(super::sql::INSERT_SETTINGS)
                             .bind(mine.max_token_ttl_secs)
                             .bind(mine.leeway_secs)
@@ -1032,6 +1036,7 @@ macro_rules! impl_store {
                 let at_ms = self.clock.now_ms();
                 self.write(move |c| {
                     Box::pin(async move {
+                        Self::before_events(&mut *c).await?;
                         let done = sqlx::query::<$db>(super::sql::DELETE_REVOCATION)
                             .bind(scope.as_str())
                             .bind(key.as_str())
@@ -1040,7 +1045,6 @@ macro_rules! impl_store {
                         if done.rows_affected() == 0 {
                             return Ok(None);
                         }
-                        Self::before_events(&mut *c).await?;
                         let id: i64 = sqlx::query_scalar::<$db, i64>(super::sql::INSERT_EVENT)
                             .bind(at_ms)
                             .bind($crate::EventKind::Restore.as_str())
@@ -1262,6 +1266,9 @@ macro_rules! impl_store {
                         let n = self
                             .write(move |c| {
                                 Box::pin(async move {
+                                    if sql == super::sql::PRUNE_REVOCATIONS {
+                                        Self::before_events(&mut *c).await?;
+                                    }
                                     Self::delete_some(c, sql, bound, $crate::store::PRUNE_BATCH).await
                                 })
                             })
