@@ -583,7 +583,12 @@ async fn sample(pids: Vec<u32>, base: String, started: Instant, duration: Durati
     let mut out = Vec::new();
     loop {
         let at = started.elapsed();
-        let set_len = match http.get(format!("{base}/health")).send().await {
+        // The demo's introspection client (Rocket.toml) reads the details.
+        let details = http
+            .get(format!("{base}/health/details"))
+            .basic_auth("demo-gateway", Some("demo-gateway-secret"))
+            .send();
+        let set_len = match details.await {
             Ok(r) => r.json::<Value>().await.map_or(0, |h| {
                 ["jtis", "subjects", "families"]
                     .iter()

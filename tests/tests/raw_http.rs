@@ -1,7 +1,8 @@
 //! Bytes no HTTP client library would send, written straight to a real `revoke-demo`
 //! socket: non-UTF-8 and control bytes in the Authorization header, oversized headers,
-//! several headers. Each must be refused with a 401 where the request reaches the guard, a
-//! 400 where the HTTP layer refuses it first, never a 5xx, and the server must keep serving.
+//! several headers. Each must be refused where the request reaches the guard (401 for a
+//! refused token, 400 for a malformed or repeated header), a 400 where the HTTP layer
+//! refuses it first, never a 5xx, and the server must keep serving.
 
 mod common;
 
@@ -62,9 +63,10 @@ async fn hostile_header_bytes_are_refused_without_a_5xx() {
 
     let huge = format!("Authorization: Bearer {}", "a".repeat(64 * 1024));
     let good_then_junk = [format!("Authorization: Bearer {token}").as_bytes(), b"\xff"].concat();
-    // (what, request, expected status). 401 wherever the request reaches the guard (a
-    // 64 KiB token is refused by its length before any decoding); the HTTP layer (hyper)
-    // itself answers 400 to control bytes in a header value, before the app sees it.
+    // (what, request, expected status). 401 wherever the request reaches the guard with a
+    // token it refuses (a 64 KiB token is refused by its length before any decoding); 400
+    // from the guard for a malformed or repeated header (RFC 6750 §3.1); the HTTP layer
+    // (hyper) itself answers 400 to control bytes in a header value, before the app sees it.
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "latin-1 bytes",
@@ -89,7 +91,7 @@ async fn hostile_header_bytes_are_refused_without_a_5xx() {
         (
             "tab inside",
             get_me(&[b"Authorization: Bearer a.b\t.c"]),
-            401,
+            400,
         ),
         (
             "two headers",
@@ -97,7 +99,7 @@ async fn hostile_header_bytes_are_refused_without_a_5xx() {
                 format!("Authorization: Bearer {token}").as_bytes(),
                 b"Authorization: Bearer x.y.z",
             ]),
-            401,
+            400,
         ),
         ("header without a value", get_me(&[b"Authorization:"]), 401),
         (

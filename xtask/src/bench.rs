@@ -52,8 +52,12 @@ pub struct BenchArgs {
     pub no_write: bool,
 }
 
+/// The benchmark's own HMAC secret: a release build (profile `release`) refuses the
+/// published debug secrets of `Rocket.toml`.
+const BENCH_REVOKE: &str = "secret=\"bench-only-secret-0123456789abcdef-0123456789\"";
+
 /// Rocket configuration that turns the verified-token cache off (merged into `revoke`).
-const UNCACHED: (&str, &str) = ("ROCKET_REVOKE", "{verified_cache=0}");
+const UNCACHED: &str = "verified_cache=0";
 
 /// The report's label of the guarded route with the verified-token cache off.
 const ME_UNCACHED: &str = "/me (verified_cache = 0)";
@@ -268,11 +272,15 @@ impl App {
         App::start_with(binary, url, &[])
     }
 
-    /// [`App::start`] with more environment variables (Rocket configuration).
-    fn start_with(binary: &Path, url: &str, env: &[(&str, &str)]) -> Result<App> {
+    /// [`App::start`] with more `revoke` keys (`key=value` in TOML, merged into
+    /// [`BENCH_REVOKE`]).
+    fn start_with(binary: &Path, url: &str, revoke: &[&str]) -> Result<App> {
         let port = free_port()?;
+        let revoke: Vec<&str> = std::iter::once(BENCH_REVOKE)
+            .chain(revoke.iter().copied())
+            .collect();
         let child = Command::new(binary)
-            .envs(env.iter().copied())
+            .env("ROCKET_REVOKE", format!("{{{}}}", revoke.join(",")))
             .env("ROCKET_PORT", port.to_string())
             .env("ROCKET_ADDRESS", "127.0.0.1")
             .env("ROCKET_DATABASES", format!("{{revoke={{url=\"{url}\"}}}}"))

@@ -27,6 +27,10 @@ pub struct IssuerConfig {
     pub access_ttl: i64,
     /// Refresh token lifetime in seconds. _Default:_ `1209600` (14 days).
     pub refresh_ttl: i64,
+    /// `typ` header of minted tokens, for a verifier with
+    /// [`required_typ`](crate::VerifierConfig::required_typ) (refresh tokens are told apart
+    /// by their `kind` claim). _Default:_ none (`JWT`).
+    pub typ: Option<String>,
 }
 
 impl Default for IssuerConfig {
@@ -40,6 +44,7 @@ impl Default for IssuerConfig {
             audience: None,
             access_ttl: 900,
             refresh_ttl: 14 * 24 * 3600,
+            typ: None,
         }
     }
 }
@@ -55,6 +60,7 @@ impl std::fmt::Debug for IssuerConfig {
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("typ", &self.typ)
             .finish()
     }
 }
@@ -270,6 +276,9 @@ impl Issuer {
         let refresh = make(TokenKind::Refresh, self.config.refresh_ttl);
         let mut header = Header::new(self.config.algorithm);
         header.kid = self.config.kid.clone();
+        if let Some(typ) = &self.config.typ {
+            header.typ = Some(typ.clone());
+        }
         let access_token = jsonwebtoken::encode(&header, &access, &self.key)?;
         let refresh_token = jsonwebtoken::encode(&header, &refresh, &self.key)?;
         let record = |c: &Claims, kind| TokenRecord {

@@ -73,4 +73,4 @@ pub use redact::redact_url;
 pub use set::{RevocationSet, SetLoader};
 pub use sync::SyncStatus;
 pub use types::*;
-pub use verifier::{KeyError, Verifier, VerifierConfig, VerifyError};
+pub use verifier::{KeyError, TokenProfile, Verifier, VerifierConfig, VerifyError};

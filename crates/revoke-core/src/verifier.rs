@@ -104,6 +104,53 @@ pub struct VerifierConfig {
     /// holds at most about `verified_cache × 3.5 KiB` per thread (typically a tenth of
     /// that). A JWKS key rotation invalidates it. `0` turns it off. Default 512.
     pub verified_cache: usize,
+    /// The header `typ` every token must carry, compared without letter case and without an
+    /// `application/` prefix (RFC 7515 §4.1.9): `"at+jwt"` accepts `application/at+jwt`.
+    /// Unset, a token may carry no `typ`, `JWT` or `at+jwt`, and any other `typ` is refused
+    /// (RFC 8725 §3.11: `logout+jwt`, `secevent+jwt`, `dpop+jwt`, ... name other kinds of
+    /// JWT). Default: none.
+    pub required_typ: Option<String>,
+    /// Which access-token profile tokens follow. [`TokenProfile::Rfc9068`] requires
+    /// `typ: at+jwt` and the claims `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and
+    /// `jti`, and needs `issuer` and `audience` configured. Default [`TokenProfile::Jwt`].
+    pub profile: TokenProfile,
+}
+
+/// The access-token profile a [`Verifier`] holds tokens to ([`VerifierConfig::profile`]).
+///
+/// Whatever the profile, tokens that say they are another kind of JWT are refused with
+/// [`VerifyError::WrongType`]: a header `typ` other than `JWT` or `at+jwt` (unless
+/// [`VerifierConfig::required_typ`] names it), an `events` claim (Security Event Tokens and
+/// OpenID back-channel logout tokens, RFC 8417 §4), or a `typ` claim naming an ID, refresh,
+/// offline or logout token (as Keycloak marks them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TokenProfile {
+    /// Any signed JWT that passes the claim rules.
+    #[default]
+    Jwt,
+    /// The JWT profile for OAuth 2.0 access tokens (RFC 9068): `typ: at+jwt` and the claims
+    /// `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`.
+    Rfc9068,
+}
+
+/// The claims RFC 9068 §2.2 makes mandatory.
+const RFC9068_CLAIMS: [&str; 7] = ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"];
+
+/// Header `typ` values of an access token when no `required_typ` is set.
+const ACCESS_TYPS: [&str; 2] = ["jwt", "at+jwt"];
+
+/// `typ` claim values (Keycloak's token categories) of tokens that are not access tokens.
+const OTHER_KIND_CLAIMS: [&str; 5] = ["id", "refresh", "offline", "logout", "serialized-id"];
+
+/// A media type as JOSE compares it: without an `application/` prefix (RFC 7515 §4.1.9);
+/// callers compare the rest without letter case.
+fn media_type(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
 }
 
 impl Default for VerifierConfig {
@@ -123,6 +170,8 @@ impl Default for VerifierConfig {
             required_claims: vec!["exp".to_owned(), "jti".to_owned()],
             family_claim: "fid".to_owned(),
             verified_cache: 512,
+            required_typ: None,
+            profile: TokenProfile::Jwt,
         }
     }
 }
@@ -147,6 +196,8 @@ impl fmt::Debug for VerifierConfig {
             .field("required_claims", &self.required_claims)
             .field("family_claim", &self.family_claim)
             .field("verified_cache", &self.verified_cache)
+            .field("required_typ", &self.required_typ)
+            .field("profile", &self.profile)
             .finish()
     }
 }
@@ -197,6 +248,11 @@ pub enum VerifyError {
     /// accepting it would let it outlive a revocation that covers it.
     #[error("token lifetime exceeds the maximum")]
     LifetimeTooLong,
+    /// The token says it is another kind of JWT than an access token (an ID, logout,
+    /// refresh or security event token), or lacks the `typ` the configuration requires: see
+    /// [`TokenProfile`].
+    #[error("token type not accepted")]
+    WrongType,
     /// No crypto backend is available (a build with both or neither of jsonwebtoken's
     /// `rust_crypto` and `aws_lc_rs` features); a server fault, not the token's.
     #[error("token verification unavailable")]
@@ -220,6 +276,7 @@ impl VerifyError {
             VerifyError::UnsupportedCritical => "unsupported critical header",
             VerifyError::Unavailable => "token verification unavailable",
             VerifyError::LifetimeTooLong => "token lifetime exceeds the maximum",
+            VerifyError::WrongType => "token type not accepted",
         }
     }
 }
@@ -337,6 +394,9 @@ pub struct Verifier {
     verified_cache: usize,
     /// Longest accepted token lifetime, in seconds; with one, `exp` is required.
     max_lifetime: Option<i64>,
+    /// The header `typ` every token must carry (as [`media_type`] leaves it); `None`: no
+    /// `typ`, or one of [`ACCESS_TYPS`].
+    required_typ: Option<String>,
 }
 
 impl Verifier {
@@ -364,6 +424,45 @@ impl Verifier {
             return Err(KeyError::InvalidConfig(
                 "required_claims holds an empty name".into(),
             ));
+        }
+        let required_typ = match config.required_typ.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(KeyError::InvalidConfig(
+                    "required_typ is empty (unset it to accept JWT and at+jwt)".into(),
+                ))
+            }
+            Some(typ) => Some(media_type(typ).to_ascii_lowercase()),
+            None => None,
+        };
+        let mut required = config.required_claims.clone();
+        let required_typ = match config.profile {
+            TokenProfile::Jwt => required_typ,
+            TokenProfile::Rfc9068 => {
+                if required_typ.as_deref().is_some_and(|t| t != "at+jwt") {
+                    return Err(KeyError::InvalidConfig(
+                        "profile \"rfc9068\" requires typ at+jwt: unset required_typ".into(),
+                    ));
+                }
+                // RFC 9068 §4: the resource server checks `iss` and `aud` against its own.
+                if config.issuer.is_empty() || config.audience.is_empty() {
+                    return Err(KeyError::InvalidConfig(
+                        "profile \"rfc9068\" needs `issuer` and `audience` (RFC 9068 §4)".into(),
+                    ));
+                }
+                for claim in RFC9068_CLAIMS {
+                    if !required.iter().any(|c| c == claim) {
+                        required.push(claim.to_owned());
+                    }
+                }
+                Some("at+jwt".to_owned())
+            }
+        };
+        if config.jwks_url.is_some() && config.issuer.is_empty() {
+            // Every token the provider signs (for any client of it) would pass `iss`.
+            tracing::warn!(
+                "`jwks_url` is set but `issuer` is empty: tokens are not checked for their \
+                 issuer; set `issuer` to the identity provider's issuer URL"
+            );
         }
 
         let remote = match &config.jwks_url {
@@ -427,11 +526,12 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: i64::try_from(config.leeway).unwrap_or(i64::MAX),
-            required: config.required_claims.clone(),
+            required,
             family_claim: (config.family_claim != "fid").then(|| config.family_claim.clone()),
             cache_id: Arc::new(()),
             verified_cache: config.verified_cache,
             max_lifetime: None,
+            required_typ,
         })
     }
 
@@ -480,6 +580,7 @@ impl Verifier {
             cache_id: Arc::new(()),
             verified_cache: defaults.verified_cache,
             max_lifetime: None,
+            required_typ: None,
         }
     }
 
@@ -619,6 +720,7 @@ impl Verifier {
         if header.crit.is_some() {
             return Err(VerifyError::UnsupportedCritical);
         }
+        self.check_typ(&header.typ)?;
         if matches!(&header.b64, Some(p) if !matches!(p, Param::True)) {
             return Err(VerifyError::Malformed);
         }
@@ -667,6 +769,10 @@ impl Verifier {
             }
             return Err(VerifyError::InvalidSignature);
         }
+        // Once per token: a cached token's payload passed this before it was kept.
+        if other_kind(&payload)? {
+            return Err(VerifyError::WrongType);
+        }
         crate::verified::insert(
             &self.cache_id,
             key_set,
@@ -675,6 +781,27 @@ impl Verifier {
             &payload,
         );
         self.claims(&payload, now)
+    }
+
+    /// The header `typ` against [`VerifierConfig::required_typ`], or, without one, against
+    /// the types of an access token ([`ACCESS_TYPS`], or none).
+    fn check_typ(&self, typ: &Option<Param<'_>>) -> Result<(), VerifyError> {
+        let typ = match typ {
+            None | Some(Param::Null) => None,
+            Some(Param::Str(typ)) => Some(media_type(typ)),
+            Some(_) => return Err(VerifyError::Malformed),
+        };
+        let accepted = match (&self.required_typ, typ) {
+            (Some(required), Some(typ)) => typ.eq_ignore_ascii_case(required),
+            (Some(_), None) => false,
+            (None, None) => true,
+            (None, Some(typ)) => ACCESS_TYPS.iter().any(|t| typ.eq_ignore_ascii_case(t)),
+        };
+        if accepted {
+            Ok(())
+        } else {
+            Err(VerifyError::WrongType)
+        }
     }
 
     /// The claims of a token whose signature holds, checked against `now` and the claim
@@ -929,6 +1056,7 @@ struct JoseHeader<'a> {
     crit: Option<Param<'a>>,
     b64: Option<Param<'a>>,
     kid: Option<Param<'a>>,
+    typ: Option<Param<'a>>,
 }
 
 /// A header parameter's value, as far as the rules need it.
@@ -1016,6 +1144,7 @@ impl<'de> serde::Deserialize<'de> for JoseHeader<'de> {
                         "crit" => &mut h.crit,
                         "b64" => &mut h.b64,
                         "kid" => &mut h.kid,
+                        "typ" => &mut h.typ,
                         _ => {
                             a.next_value::<IgnoredAny>()?;
                             continue;
@@ -1107,6 +1236,50 @@ fn string_member(bytes: &[u8], name: &str) -> Result<Option<String>, VerifyError
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Member(name)
         .deserialize(&mut de)
+        .map_err(|_| VerifyError::Malformed)
+}
+
+/// Whether the payload (a JSON object) marks another kind of JWT than an access token: an
+/// `events` claim (Security Event Tokens and OpenID back-channel logout tokens; RFC 8417 §4
+/// asks JWT consumers to refuse it) or a `typ` claim in [`OTHER_KIND_CLAIMS`]. One pass,
+/// without building the object; not an object is [`VerifyError::Malformed`].
+fn other_kind(bytes: &[u8]) -> Result<bool, VerifyError> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+
+    struct Markers;
+
+    impl<'de> Visitor<'de> for Markers {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut other = false;
+            while let Some(key) = map.next_key::<Param<'de>>()? {
+                match &key {
+                    Param::Str(k) if k == "events" => {
+                        other |= !matches!(map.next_value::<Param<'de>>()?, Param::Null);
+                    }
+                    Param::Str(k) if k == "typ" => {
+                        if let Param::Str(typ) = map.next_value::<Param<'de>>()? {
+                            other |= OTHER_KIND_CLAIMS
+                                .iter()
+                                .any(|t| typ.eq_ignore_ascii_case(t));
+                        }
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(other)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.deserialize_map(Markers)
         .map_err(|_| VerifyError::Malformed)
 }
 

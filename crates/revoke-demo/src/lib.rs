@@ -10,7 +10,9 @@
 //! | `DELETE /auth/sessions` (Bearer) | revokes every token of the caller |
 //! | `POST /oauth/revoke` | RFC 7009 |
 //! | `POST /oauth/introspect` | RFC 7662 (HTTP Basic client from `revoke.client_id`) |
-//! | `GET /health` | backend and sync status |
+//! | `GET /health` | public: `{"status","staleness_ms"}` |
+//! | `GET /health/details` | sync, set, JWKS details (HTTP Basic client from `revoke.client_id`) |
+//! | `GET /metrics` | OpenMetrics; **internal only**: keep it off the public listener (see the README) |
 //!
 //! The backend follows the scheme of `databases.revoke.url`: `rocket_db_pools` needs one
 //! `Database` type per pool type, so there are two ([`SqliteDb`], [`PgDb`]), both named
@@ -18,12 +20,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::response::status::Custom;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, routes, Build, Request, Rocket};
 use rocket_db_pools::{sqlx, Database};
-use rocket_revoke::{Authenticated, Error, Health, Revoke, Revoker};
+use rocket_revoke::{Authenticated, Error, Revoke, Revoker};
 use serde::Deserialize;
 
 /// The database on SQLite (any URL that does not start with `postgres`).
@@ -63,14 +66,53 @@ pub fn attach_database(rocket: Rocket<Build>) -> Rocket<Build> {
     }
 }
 
+/// The secrets `Rocket.toml` ships for debug builds: published in this repository, so no
+/// other profile may launch with them ([`refuse_published_secrets`]).
+pub const PUBLISHED_SECRETS: [&str; 2] = [
+    "revoke-demo-secret-change-me-0123456789abcdef",
+    "demo-gateway-secret",
+];
+
+/// Refuses to launch a profile other than `debug` (a release build's is `release`) with a
+/// secret of [`PUBLISHED_SECRETS`], as Rocket does with a known `secret_key`: the error
+/// says how to set one.
+pub fn refuse_published_secrets(figment: &rocket::figment::Figment) -> Result<(), String> {
+    let profile = figment.profile().as_str().as_str();
+    if profile.eq_ignore_ascii_case(rocket::Config::DEBUG_PROFILE.as_str().as_str()) {
+        return Ok(());
+    }
+    for key in ["secret", "client_secret"] {
+        let value = figment
+            .extract_inner::<String>(&format!("revoke.{key}"))
+            .unwrap_or_default();
+        if PUBLISHED_SECRETS.contains(&value.as_str()) {
+            return Err(format!(
+                "`revoke.{key}` is the demo's published one (Rocket.toml `[debug.revoke]`), which the `{profile}` profile refuses: set your own from the environment, ROCKET_REVOKE='{{secret=\"...\",client_id=\"...\",client_secret=\"...\"}}', with at least 32 random bytes each (for example `openssl rand -base64 48`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Attaches the database, the rocket-revoke fairing and the routes to `rocket` (tests pass
 /// `rocket::custom(figment)`).
 pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
+    let rocket = rocket.attach(AdHoc::try_on_ignite("published secrets", |rocket| async {
+        match refuse_published_secrets(rocket.figment()) {
+            Ok(()) => Ok(rocket),
+            Err(message) => {
+                rocket::error!("{message}");
+                Err(rocket)
+            }
+        }
+    }));
     attach_database(rocket)
         .mount(
             "/",
-            routes![login, refresh, me, delete_token, delete_sessions, health],
+            routes![login, refresh, me, delete_token, delete_sessions],
         )
+        .mount("/", rocket_revoke::health_routes())
+        .mount("/", rocket_revoke::metrics_route())
         .mount("/oauth", rocket_revoke::oauth_routes())
         .register("/", catchers![default_catcher])
 }
@@ -211,11 +253,6 @@ async fn delete_sessions(user: Authenticated, revoker: Revoker) -> Result<Json<V
         .await
         .map_err(|e| server_error(&e))?;
     Ok(Json(json!({ "revoked": ["subject"] })))
-}
-
-#[get("/health")]
-fn health(revoker: Revoker) -> Health {
-    revoker.health()
 }
 
 #[catch(default)]

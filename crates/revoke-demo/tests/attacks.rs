@@ -286,6 +286,45 @@ async fn assert_rejected(
     );
 }
 
+/// The request must be a 400 with `error="invalid_request"` in the challenge and the body
+/// (RFC 6750 §3.1: a malformed or repeated `Authorization` header), `description` as the
+/// reason.
+async fn assert_bad_request(client: &Client, case: &str, headers: &[String], description: &str) {
+    let (status, challenge, body, took) = get_me(client, headers).await;
+    assert_eq!(status, Status::BadRequest, "{case}: {body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some(
+            format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{description}\""
+            )
+            .as_str()
+        ),
+        "{case}"
+    );
+    assert_eq!(body["error"], "invalid_request", "{case}: {body}");
+    assert_eq!(body["error_description"], description, "{case}");
+    assert!(took < Duration::from_secs(2), "{case}: took {took:?}");
+}
+
+/// The request offered no bearer token (another scheme, or a value that is no scheme at
+/// all): a 401 with the bare challenge, no error code (RFC 6750 §3.1).
+async fn assert_not_bearer(client: &Client, case: &str, headers: &[String]) {
+    let (status, challenge, body, took) = get_me(client, headers).await;
+    assert_eq!(status, Status::Unauthorized, "{case}: {body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some(format!("Bearer realm=\"{REALM}\"").as_str()),
+        "{case}"
+    );
+    assert_eq!(body["error"], "unauthorized", "{case}: {body}");
+    assert_eq!(
+        body["error_description"], "authorization scheme is not bearer",
+        "{case}"
+    );
+    assert!(took < Duration::from_secs(2), "{case}: took {took:?}");
+}
+
 async fn assert_token_rejected(
     client: &Client,
     case: &str,
@@ -907,14 +946,13 @@ async fn huge_tokens_and_headers(db: &TestDb) {
     let (_, _, body, _) = get_me(&client, &[format!("Bearer {}", "A".repeat(1 << 20))]).await;
     assert_eq!(body["error_description"], "token too large");
     // A huge header value that is not even a bearer token, and a huge scheme.
-    assert_rejected(
+    assert_not_bearer(
         &client,
         "1 MiB basic",
         &[format!("Basic {}", "A".repeat(1 << 20))],
-        Some("authorization scheme is not bearer"),
     )
     .await;
-    assert_rejected(&client, "1 MiB scheme", &["B".repeat(1 << 20)], None).await;
+    assert_not_bearer(&client, "1 MiB scheme", &["B".repeat(1 << 20)]).await;
     // Lots of other headers do not get in the way.
     let mut req = client
         .get("/me")
@@ -1132,69 +1170,75 @@ async fn authorization_header_forms(db: &TestDb) {
     let (status, _, _, _) = get_me(&client, &[format!("Bearer   {token}  ")]).await;
     assert_eq!(status, Status::Ok, "extra spaces");
 
-    let several = Some("several authorization headers");
-    assert_rejected(
-        &client,
-        "same token twice",
-        &[format!("Bearer {token}"), format!("Bearer {token}")],
-        several,
-    )
-    .await;
-    assert_rejected(
-        &client,
-        "valid then forged",
-        &[format!("Bearer {token}"), "Bearer x.y.z".into()],
-        several,
-    )
-    .await;
-    assert_rejected(
-        &client,
-        "forged then valid",
-        &["Bearer x.y.z".into(), format!("Bearer {token}")],
-        several,
-    )
-    .await;
-    assert_rejected(
-        &client,
-        "basic then bearer",
-        &["Basic YTpi".into(), format!("Bearer {token}")],
-        several,
-    )
-    .await;
-    let malformed = Some("malformed authorization header");
-    let scheme = Some("authorization scheme is not bearer");
-    let cases: Vec<(&str, String, Option<&str>)> = vec![
+    let several = "several authorization headers";
+    for (case, headers) in [
+        (
+            "same token twice",
+            [format!("Bearer {token}"), format!("Bearer {token}")],
+        ),
+        (
+            "valid then forged",
+            [format!("Bearer {token}"), "Bearer x.y.z".into()],
+        ),
+        (
+            "forged then valid",
+            ["Bearer x.y.z".into(), format!("Bearer {token}")],
+        ),
+        (
+            "basic then bearer",
+            ["Basic YTpi".into(), format!("Bearer {token}")],
+        ),
+    ] {
+        assert_bad_request(&client, case, &headers, several).await;
+    }
+    // A malformed bearer credential is the request's fault (400 invalid_request); another
+    // scheme is no bearer token at all (bare 401); a well-formed one that does not verify
+    // is the token's fault (401 invalid_token).
+    enum Expect {
+        Malformed,
+        NotBearer,
+        Refused,
+    }
+    use Expect::{Malformed, NotBearer, Refused};
+    let cases: Vec<(&str, String, Expect)> = vec![
         (
             "comma-joined",
             format!("Bearer {token}, Bearer {token}"),
-            malformed,
+            Malformed,
         ),
-        ("two tokens", format!("Bearer {token} {token}"), malformed),
-        ("scheme only", "Bearer".into(), malformed),
-        ("scheme and space", "Bearer ".into(), malformed),
-        ("tab separator", format!("Bearer\t{token}"), scheme),
-        ("no separator", format!("Bearer{token}"), scheme),
-        ("basic", "Basic YWxpY2U6cGFzc3dvcmQ=".into(), scheme),
-        ("token only", token.clone(), scheme),
-        ("JWT scheme", format!("JWT {token}"), scheme),
-        ("Bearer: colon", format!("Bearer: {token}"), scheme),
-        ("empty", String::new(), scheme),
+        ("two tokens", format!("Bearer {token} {token}"), Malformed),
+        ("scheme only", "Bearer".into(), Malformed),
+        ("scheme and space", "Bearer ".into(), Malformed),
+        ("tab separator", format!("Bearer\t{token}"), NotBearer),
+        ("no separator", format!("Bearer{token}"), NotBearer),
+        ("basic", "Basic YWxpY2U6cGFzc3dvcmQ=".into(), NotBearer),
+        ("token only", token.clone(), NotBearer),
+        ("JWT scheme", format!("JWT {token}"), NotBearer),
+        ("Bearer: colon", format!("Bearer: {token}"), NotBearer),
+        ("empty", String::new(), NotBearer),
         (
             "control character",
             format!("Bearer {token}\u{7}"),
-            malformed,
+            Malformed,
         ),
         (
             "newline inside",
             format!("Bearer {}\n{}", &token[..10], &token[10..]),
-            malformed,
+            Malformed,
         ),
-        ("non-ASCII", format!("Bearer {token}é"), None),
-        ("quoted", format!("Bearer \"{token}\""), None),
-        ("token68 padding", format!("Bearer {token}=="), None),
+        ("non-ASCII", format!("Bearer {token}é"), Refused),
+        ("quoted", format!("Bearer \"{token}\""), Refused),
+        ("token68 padding", format!("Bearer {token}=="), Refused),
     ];
-    for (case, value, description) in cases {
-        assert_rejected(&client, case, &[value], description).await;
+    for (case, value, expect) in cases {
+        let headers = [value];
+        match expect {
+            Malformed => {
+                assert_bad_request(&client, case, &headers, "malformed authorization header").await
+            }
+            NotBearer => assert_not_bearer(&client, case, &headers).await,
+            Refused => assert_rejected(&client, case, &headers, None).await,
+        }
     }
     assert_accepted(&client, "after header forms", &token).await;
     assert_still_serving(&client).await;

@@ -308,12 +308,82 @@ async fn health_reports_backend_and_sync_status(db: &TestDb) {
     })
     .await;
     assert!(healthy);
-    let res = client.get("/health").dispatch().await;
+    let res = client
+        .get("/health/details")
+        .header(gateway())
+        .dispatch()
+        .await;
     assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.headers().get_one("Cache-Control"), Some("no-store"));
     let body: Value = res.into_json().await.expect("json");
     assert_eq!(body["backend"], backend);
     assert!(body["sync"]["cursor"].is_i64());
     assert!(body["sync"]["last_success_ms"].is_i64());
+}
+
+fn gateway() -> Header<'static> {
+    Header::new("Authorization", "Basic Z3c6Z3ctc2VjcmV0")
+}
+
+/// The public `/health` says status and staleness, nothing else (no database error text,
+/// backend, JWKS URL or `kid`s); the details need the introspection client's credentials.
+async fn public_health_shows_status_and_staleness_only(db: &TestDb) {
+    let client = client(db).await;
+    let res = client.get("/health").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.headers().get_one("Cache-Control"), Some("no-store"));
+    let body: Value = res.into_json().await.expect("json");
+    let keys: Vec<&str> = body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["staleness_ms", "status"], "{body}");
+    for credentials in [
+        None,
+        Some("Basic Z3c6d3Jvbmc="), // gw:wrong
+        Some("Bearer x.y.z"),
+    ] {
+        let mut req = client.get("/health/details");
+        if let Some(c) = credentials {
+            req = req.header(Header::new("Authorization", c));
+        }
+        let res = req.dispatch().await;
+        assert_eq!(res.status(), Status::Unauthorized, "{credentials:?}");
+        assert_eq!(
+            res.headers().get_one("WWW-Authenticate"),
+            Some("Basic realm=\"revoke-demo\""),
+            "{credentials:?}"
+        );
+        let body = res.into_string().await.unwrap_or_default();
+        assert!(
+            !body.contains("sync") && !body.contains("backend"),
+            "{body}"
+        );
+    }
+}
+
+/// The demo serves its metrics (OpenMetrics text) at `/metrics`.
+async fn metrics_are_mounted(db: &TestDb) {
+    let client = client(db).await;
+    let pair = login(&client, "alice").await;
+    let res = client
+        .get("/me")
+        .header(bearer(&pair["access_token"]))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let res = client.get("/metrics").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let ct = res.content_type().expect("content type");
+    assert_eq!(
+        (ct.top().as_str(), ct.sub().as_str()),
+        ("application", "openmetrics-text")
+    );
+    let text = res.into_string().await.expect("text");
+    assert!(text.contains("revoke_checks_total"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 
 async fn unknown_routes_answer_json(db: &TestDb) {
@@ -442,6 +512,8 @@ both_backends!(
     refresh_rotates_and_reuse_revokes_the_family,
     oauth_revoke_and_introspect,
     health_reports_backend_and_sync_status,
+    public_health_shows_status_and_staleness_only,
+    metrics_are_mounted,
     unknown_routes_answer_json,
     state_survives_a_restart,
     terminate_shuts_down_cleanly,

@@ -114,6 +114,8 @@ fn figment(url: &str, extra: Value) -> Figment {
         "refresh_ttl": 3600,
         "realm": "revoke-demo",
         "poll_interval_ms": 50,
+        "client_id": "gw",
+        "client_secret": "gw-secret",
     });
     if let (Some(r), Value::Object(extra)) = (revoke.as_object_mut(), extra) {
         r.extend(extra);
@@ -164,10 +166,30 @@ async fn me(client: &Client, token: &str) -> Status {
         .status()
 }
 
+/// `GET /health/details` (the figment's introspection client); its `status` is the public
+/// `/health`'s, checked here too.
 async fn health(client: &Client) -> Value {
-    let res = client.get("/health").dispatch().await;
+    let res = client
+        .get("/health/details")
+        .header(Header::new("Authorization", "Basic Z3c6Z3ctc2VjcmV0"))
+        .dispatch()
+        .await;
     assert_eq!(res.status(), Status::Ok);
-    res.into_json().await.expect("health")
+    let details: Value = res.into_json().await.expect("health");
+    let public: Value = client
+        .get("/health")
+        .dispatch()
+        .await
+        .into_json()
+        .await
+        .expect("public health");
+    // Read a moment apart: compare only what cannot change in between on a steady state.
+    assert_eq!(
+        public.as_object().map(|o| o.len()),
+        Some(2),
+        "public health is status and staleness only: {public}"
+    );
+    details
 }
 
 /// DELETE /auth/token: the status and JSON body.

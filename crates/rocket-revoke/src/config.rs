@@ -58,7 +58,8 @@ pub struct RevokeConfig {
     /// _Default:_ `["HS256"]`.
     pub algorithms: Vec<Algorithm>,
     /// The HMAC secret for `HS*` (its UTF-8 bytes are the key); it both verifies and signs.
-    /// Use at least 32 random bytes.
+    /// At least 32 random bytes: outside Rocket's `debug` profile a shorter one is a launch
+    /// error (in debug it is a warning).
     ///
     /// _Default:_ none.
     pub secret: Option<String>,
@@ -126,6 +127,25 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `512`.
     pub verified_cache: usize,
+    /// The JOSE header `typ` every token must carry, compared without letter case and
+    /// without an `application/` prefix: `"at+jwt"` for RFC 9068 access tokens. Tokens this
+    /// app mints carry it. Unset, a token may carry no `typ`, `JWT` or `at+jwt`; any other
+    /// `typ` names another kind of JWT (`logout+jwt`, `secevent+jwt`, `dpop+jwt`, ...) and
+    /// is refused (401 `token type not accepted`), as are tokens with an `events` claim
+    /// (security event and logout tokens) or a `typ` claim of `ID`, `Refresh`, `Offline` or
+    /// `Logout` (Keycloak's ID and refresh tokens). See
+    /// [`TokenProfile`](revoke_core::TokenProfile).
+    ///
+    /// _Default:_ none.
+    pub required_typ: Option<String>,
+    /// `"rfc9068"` holds tokens to the JWT profile for OAuth 2.0 access tokens (RFC 9068):
+    /// `typ: at+jwt` and the claims `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
+    /// are required, and `issuer` and `audience` must be set. For tokens an identity provider
+    /// issues: an app that mints its own (a signing key for the first algorithm) cannot use
+    /// it, since its tokens carry no `client_id`.
+    ///
+    /// _Default:_ `"jwt"` (any signed JWT that passes the other rules).
+    pub profile: revoke_core::TokenProfile,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
     /// Without it (and without `secret` for `HS*`) the app verifies only and
     /// [`Revoker::issue`](crate::Revoker::issue) fails.
@@ -235,6 +255,9 @@ pub struct RevokeConfig {
     pub trace_requests: bool,
 }
 
+/// Shortest HMAC secret outside the debug profile (RFC 7518 §3.2: a key at least as long as
+/// the HS256 output).
+const MIN_RELEASE_SECRET_LEN: usize = 32;
 /// Largest `verified_cache` (slots per worker thread, up to ~3.5 KiB each: ~224 MiB a thread).
 const MAX_VERIFIED_CACHE: usize = 65_536;
 /// Largest `last_seen_capacity` (queued sightings).
@@ -261,6 +284,8 @@ impl Default for RevokeConfig {
             required_claims: verifier.required_claims,
             family_claim: verifier.family_claim,
             verified_cache: verifier.verified_cache,
+            required_typ: None,
+            profile: revoke_core::TokenProfile::Jwt,
             private_key_pem: None,
             kid: None,
             access_ttl: issuer.access_ttl,
@@ -307,6 +332,8 @@ impl fmt::Debug for RevokeConfig {
             .field("required_claims", &self.required_claims)
             .field("family_claim", &self.family_claim)
             .field("verified_cache", &self.verified_cache)
+            .field("required_typ", &self.required_typ)
+            .field("profile", &self.profile)
             .field("private_key_pem", &self.private_key_pem)
             .field("kid", &self.kid)
             .field("access_ttl", &self.access_ttl)
@@ -374,7 +401,28 @@ impl RevokeConfig {
             .extract()
             .map_err(prefixed)?;
         config.validate()?;
+        config.check_for_profile(figment.profile().as_str().as_str())?;
         Ok(config)
+    }
+
+    /// What only a debug profile may run with, as Rocket does for `secret_key`: an HMAC
+    /// secret shorter than 32 bytes can be brute-forced from one token, so any other profile
+    /// (`release`, which release builds select, or a custom one) refuses it.
+    pub fn check_for_profile(&self, profile: &str) -> Result<(), ConfigError> {
+        // Profiles are case-insensitive, as in figment.
+        if profile.eq_ignore_ascii_case(rocket::Config::DEBUG_PROFILE.as_str().as_str()) {
+            return Ok(());
+        }
+        match &self.secret {
+            Some(secret) if secret.len() < MIN_RELEASE_SECRET_LEN => Err(ConfigError::Invalid {
+                key: "secret",
+                reason: format!(
+                    "is {} bytes; the `{profile}` profile needs at least {MIN_RELEASE_SECRET_LEN} random bytes: set your own from the environment, ROCKET_REVOKE='{{secret=\"...\"}}' (for example the output of `openssl rand -base64 48`)",
+                    secret.len()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Checks values that have the right type but cannot be used.
@@ -455,6 +503,12 @@ impl RevokeConfig {
                 "must be at most 65536 slots per thread (each can hold about 3.5 KiB)",
             );
         }
+        if self.profile == revoke_core::TokenProfile::Rfc9068 && self.issuer_config().is_some() {
+            return invalid(
+                "profile",
+                "\"rfc9068\" is for tokens an identity provider issues: this app mints its own (a signing key for the first algorithm is set), and they carry no `client_id`",
+            );
+        }
         if let Some(name) = &self.token_cookie {
             // RFC 6265 §4.1.1: a cookie name is an RFC 7230 token.
             let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
@@ -509,6 +563,8 @@ impl RevokeConfig {
             required_claims: self.required_claims.clone(),
             family_claim: self.family_claim.clone(),
             verified_cache: self.verified_cache,
+            required_typ: self.required_typ.clone(),
+            profile: self.profile,
         }
     }
 
@@ -548,6 +604,7 @@ impl RevokeConfig {
             audience: self.audience.first().cloned(),
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
+            typ: self.required_typ.clone(),
         })
     }
 
@@ -585,6 +642,8 @@ impl RevokeConfig {
                 "jwks_min_refresh_interval_secs",
                 "jwks_timeout_secs",
                 "family_claim",
+                "required_typ",
+                "profile",
             ]
             .into_iter()
             .find(|k| reason.starts_with(k))

@@ -11,16 +11,24 @@ use crate::Revoker;
 
 /// Why a request guard rejected a request.
 ///
-/// Every variant but [`AuthError::NotAttached`] is the client's fault and answers
-/// `401 Unauthorized` with an RFC 6750 challenge and a JSON body:
+/// Every variant but [`AuthError::NotAttached`] and [`AuthError::Stale`] is the client's
+/// fault. A token that does not verify, or is revoked, answers `401 Unauthorized` with an
+/// RFC 6750 challenge and a JSON body:
 ///
 /// ```text
 /// WWW-Authenticate: Bearer realm="api", error="invalid_token", error_description="token revoked (family)"
 /// {"error":"invalid_token","error_description":"token revoked (family)"}
 /// ```
 ///
-/// A request without an `Authorization` header gets the bare challenge
-/// `Bearer realm="api"` (RFC 6750 §3.1) and `{"error":"unauthorized", ...}`.
+/// A malformed request, one `Authorization` header that is not `Bearer <token>` or several
+/// of them ([`AuthError::MalformedHeader`], [`AuthError::Ambiguous`]), answers
+/// `400 Bad Request` with `error="invalid_request"` (RFC 6750 §3.1) in the challenge and
+/// the body.
+///
+/// A request without credentials, or with another scheme such as `Basic`
+/// ([`AuthError::Missing`], [`AuthError::Scheme`]), gets the bare challenge
+/// `Bearer realm="api"` (RFC 6750 §3.1: no error code when the client did not try a bearer
+/// token) and `{"error":"unauthorized", ...}`.
 ///
 /// [`AuthError::Stale`] is the server's state, not the token's: `503 Service Unavailable`
 /// with `Retry-After` and `{"error":"temporarily_unavailable", ...}`, no challenge.
@@ -78,21 +86,26 @@ impl From<VerifyError> for AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status: 401; 500 for [`AuthError::NotAttached`], 503 for
-    /// [`AuthError::Stale`].
+    /// The HTTP status: 401; 400 for a malformed or repeated `Authorization` header, 500
+    /// for [`AuthError::NotAttached`], 503 for [`AuthError::Stale`].
     pub fn status(&self) -> Status {
         match self {
+            AuthError::Ambiguous | AuthError::MalformedHeader => Status::BadRequest,
             AuthError::NotAttached => Status::InternalServerError,
             AuthError::Stale => Status::ServiceUnavailable,
             _ => Status::Unauthorized,
         }
     }
 
-    /// The RFC 6750 error code: `None` when no credentials were sent at all, and for the
-    /// server-side failures.
+    /// The RFC 6750 error code: `invalid_request` for a malformed request, `invalid_token`
+    /// for a token that is refused; `None` when no bearer token was offered at all, and for
+    /// the server-side failures.
     pub fn code(&self) -> Option<&'static str> {
         match self {
-            AuthError::Missing | AuthError::NotAttached | AuthError::Stale => None,
+            AuthError::Missing | AuthError::Scheme | AuthError::NotAttached | AuthError::Stale => {
+                None
+            }
+            AuthError::Ambiguous | AuthError::MalformedHeader => Some("invalid_request"),
             _ => Some("invalid_token"),
         }
     }
@@ -137,7 +150,7 @@ impl AuthError {
     pub(crate) fn apply(&self, realm: &str, res: &mut Response<'_>) {
         let body = self.body();
         res.set_status(self.status());
-        if self.status() == Status::Unauthorized {
+        if matches!(self.status(), Status::Unauthorized | Status::BadRequest) {
             res.set_header(Header::new("WWW-Authenticate", self.challenge(realm)));
         }
         if self.status() == Status::ServiceUnavailable {
@@ -149,7 +162,8 @@ impl AuthError {
     }
 }
 
-/// Responds with the 401, the RFC 6750 challenge and the JSON body, so a handler taking
+/// Responds with the status (401, or 400 for a malformed request), the RFC 6750 challenge
+/// and the JSON body, so a handler taking
 /// `Result<Authenticated, AuthError>` can return the error as is.
 impl<'r> Responder<'r, 'static> for AuthError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {

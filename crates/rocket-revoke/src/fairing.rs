@@ -204,7 +204,10 @@ where
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         if !matches!(
             res.status(),
-            Status::Unauthorized | Status::InternalServerError | Status::ServiceUnavailable
+            Status::Unauthorized
+                | Status::BadRequest
+                | Status::InternalServerError
+                | Status::ServiceUnavailable
         ) {
             return;
         }

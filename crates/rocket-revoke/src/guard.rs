@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{AuthError, Revoker};
 
-/// The rejection of this request, kept so the fairing can turn Rocket's 401 into the RFC
-/// 6750 response (guards cannot build responses themselves).
+/// The rejection of this request, kept so the fairing can turn Rocket's 401 (or 400) into
+/// the RFC 6750 response (guards cannot build responses themselves).
 pub(crate) struct Rejection(pub(crate) Option<AuthError>);
 
 /// A request guard for a verified, unrevoked access token: `Authorization: Bearer <jwt>`
@@ -23,8 +23,9 @@ pub(crate) struct Rejection(pub(crate) Option<AuthError>);
 /// required claims), refuses refresh tokens (`"kind": "refresh"`), checks the in-memory
 /// revocation set (no I/O), and queues a last-seen sighting. A token this worker thread has
 /// verified before skips the signature check, never the rest (see
-/// [`RevokeConfig::verified_cache`](crate::RevokeConfig::verified_cache)). Any failure is a
-/// 401 with an RFC 6750 `WWW-Authenticate` header and a JSON body; see [`AuthError`]. The
+/// [`RevokeConfig::verified_cache`](crate::RevokeConfig::verified_cache)). A refused token is a
+/// 401 with an RFC 6750 `WWW-Authenticate` header and a JSON body, a malformed or repeated
+/// `Authorization` header a 400 `invalid_request`; see [`AuthError`]. The
 /// one exception is a set older than `max_staleness_ms` (see
 /// [`RevokeConfig`](crate::RevokeConfig), off by default): then an unrevoked token gets a
 /// 503 ([`AuthError::Stale`]).

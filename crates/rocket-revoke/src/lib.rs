@@ -120,8 +120,8 @@ pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
 pub use metrics::{metrics_route, Metrics};
 pub use revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
-pub use revoker::{Health, Revoker};
-pub use routes::oauth_routes;
+pub use revoker::{Health, PublicHealth, Revoker};
+pub use routes::{health_routes, oauth_routes};
 
 /// The README's Rust blocks, compiled as doctests so the documented setup keeps building.
 #[doc = include_str!("../../../README.md")]

@@ -67,7 +67,21 @@ impl std::fmt::Debug for Revoker {
     }
 }
 
-/// What [`Revoker::health`] reports; serializes as the body of a health endpoint.
+/// What [`Revoker::public_health`] reports: the answer of a public health endpoint
+/// (load balancers, uptime checks), with nothing an outsider could learn the deployment
+/// from. The details ([`Health`]) are for operators: see [`health_routes`](crate::health_routes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicHealth {
+    /// `"ok"`, or `"degraded"` exactly when [`Health::status`] is.
+    pub status: &'static str,
+    /// Milliseconds since the last successful read of the database (`None` before the
+    /// first): how old the revocation set may be.
+    pub staleness_ms: Option<i64>,
+}
+
+/// What [`Revoker::health`] reports; serializes as the body of a health endpoint. It holds
+/// database error text, JWKS `kid`s and URLs: serve it to operators only (see
+/// [`health_routes`](crate::health_routes)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
     /// `"ok"`, or `"degraded"` when the last sync read failed or sync is stale.
@@ -350,6 +364,15 @@ impl Revoker {
         }
     }
 
+    /// The part of [`Revoker::health`] a public endpoint may show: status and staleness.
+    pub fn public_health(&self) -> PublicHealth {
+        let health = self.health();
+        PublicHealth {
+            status: health.status,
+            staleness_ms: health.staleness_ms,
+        }
+    }
+
     /// Whether the set is older than `max_staleness_ms`: one atomic load and a clock read,
     /// no lock, no allocation.
     #[inline]
@@ -422,9 +445,22 @@ impl Sentinel for Revoker {
     }
 }
 
-/// Answers 200 with the JSON of [`Health`].
+/// Answers 200 with the JSON of [`Health`], never cached.
 impl<'r> rocket::response::Responder<'r, 'static> for Health {
     fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
-        rocket::serde::json::Json(self).respond_to(req)
+        no_store(rocket::serde::json::Json(self).respond_to(req)?)
     }
+}
+
+/// Answers 200 with the JSON of [`PublicHealth`], never cached.
+impl<'r> rocket::response::Responder<'r, 'static> for PublicHealth {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        no_store(rocket::serde::json::Json(self).respond_to(req)?)
+    }
+}
+
+/// A health answer is about this moment: no cache may keep it.
+fn no_store(mut res: rocket::Response<'static>) -> rocket::response::Result<'static> {
+    res.set_raw_header("Cache-Control", "no-store");
+    Ok(res)
 }

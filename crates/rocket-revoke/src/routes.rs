@@ -1,4 +1,4 @@
-//! Optional OAuth routes: RFC 7009 revocation and RFC 7662 introspection.
+//! Optional routes: RFC 7009 revocation and RFC 7662 introspection, and health.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -8,7 +8,7 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::serde::json::serde_json::{self, Map, Value};
-use rocket::{post, Route};
+use rocket::{get, post, Route};
 
 use crate::Revoker;
 
@@ -44,7 +44,59 @@ pub fn oauth_routes() -> Vec<Route> {
     rocket::routes![revoke, introspect]
 }
 
-/// The form of both routes.
+/// The health routes, to mount at `/`:
+///
+/// - `GET /health`: public, for load balancers and uptime checks:
+///   [`PublicHealth`](crate::PublicHealth), `{"status":"ok"|"degraded","staleness_ms":…}`.
+/// - `GET /health/details`: everything [`Health`](crate::Health) holds (sync errors with
+///   their database text, JWKS URL and `kid`s, set sizes), for the client configured with
+///   `revoke.client_id` / `revoke.client_secret` (HTTP Basic, as introspection); 401 with a
+///   `Basic` challenge otherwise. The same figures, without text, are in the metrics.
+///
+/// ```rust,no_run
+/// # use rocket::launch;
+/// # use rocket_db_pools::{sqlx, Database};
+/// # #[derive(Database)] #[database("revoke")] struct Db(sqlx::SqlitePool);
+/// #[launch]
+/// fn rocket() -> _ {
+///     rocket::build()
+///         .attach(Db::init())
+///         .attach(rocket_revoke::Revoke::<Db>::fairing())
+///         .mount("/", rocket_revoke::health_routes())
+/// }
+/// ```
+pub fn health_routes() -> Vec<Route> {
+    rocket::routes![health, health_details]
+}
+
+#[get("/health")]
+fn health(revoker: Revoker) -> crate::PublicHealth {
+    revoker.public_health()
+}
+
+#[get("/health/details")]
+fn health_details(
+    revoker: Revoker,
+    client: Result<IntrospectionClient, ()>,
+) -> Result<crate::Health, OAuthJson> {
+    if client.is_err() {
+        return Err(invalid_client(&revoker));
+    }
+    Ok(revoker.health())
+}
+
+/// 401 `invalid_client` with a `Basic` challenge (RFC 6749 §5.2).
+fn invalid_client(revoker: &Revoker) -> OAuthJson {
+    let mut res = OAuthJson::error(
+        Status::Unauthorized,
+        "invalid_client",
+        "client authentication failed",
+    );
+    res.challenge = Some(format!("Basic realm=\"{}\"", revoker.realm()));
+    res
+}
+
+/// The form of both OAuth routes.
 #[derive(Debug, FromForm)]
 struct TokenForm<'r> {
     token: Option<&'r str>,
@@ -136,7 +188,8 @@ async fn revoke(revoker: Revoker, form: Option<Form<Lenient<TokenForm<'_>>>>) ->
     }
 }
 
-/// HTTP Basic client credentials, checked against the configuration.
+/// HTTP Basic client credentials, checked against the configuration: the introspection
+/// client, which also reads the health details.
 struct IntrospectionClient;
 
 /// Equal-time comparison (the time does not depend on where the inputs differ).
@@ -202,13 +255,7 @@ async fn introspect(
     form: Option<Form<Lenient<TokenForm<'_>>>>,
 ) -> OAuthJson {
     if client.is_err() {
-        let mut res = OAuthJson::error(
-            Status::Unauthorized,
-            "invalid_client",
-            "client authentication failed",
-        );
-        res.challenge = Some(format!("Basic realm=\"{}\"", revoker.realm()));
-        return res;
+        return invalid_client(&revoker);
     }
     let Some(token) = token_of(&form) else {
         return OAuthJson::error(

@@ -174,6 +174,27 @@ async fn assert_invalid_token(res: LocalResponse<'_>, description: &str) {
     );
 }
 
+/// RFC 6750 §3.1: a malformed or repeated `Authorization` header is the request's fault, a
+/// 400 with `error="invalid_request"` in the challenge and the body.
+async fn assert_invalid_request(res: LocalResponse<'_>, description: &str) {
+    assert_eq!(res.status(), Status::BadRequest, "{description}");
+    assert_eq!(
+        res.headers().get_one("WWW-Authenticate"),
+        Some(
+            format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{description}\""
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(res.content_type(), Some(ContentType::JSON));
+    let body: Value = res.into_json().await.expect("json body");
+    assert_eq!(
+        body,
+        json!({ "error": "invalid_request", "error_description": description })
+    );
+}
+
 async fn valid_token_is_accepted(db: &TestDb) {
     let client = client(db).await;
     let res = get_me(&client, &sign(&claims("alice"), SECRET)).await;
@@ -202,19 +223,26 @@ async fn bad_tokens_are_rejected_with_rfc6750_errors(db: &TestDb) {
     let header = |v: String| Header::new("Authorization", v);
     let send = |h: Header<'static>| client.get("/me").header(h).dispatch();
 
-    // Wrong scheme, bare "Bearer", junk.
+    // Wrong scheme: no bearer token offered, so the bare challenge (RFC 6750 §3.1).
     let basic = format!("Basic {}", STANDARD.encode("alice:password"));
-    assert_invalid_token(
-        send(header(basic)).await,
-        "authorization scheme is not bearer",
-    )
-    .await;
-    assert_invalid_token(
+    let res = send(header(basic)).await;
+    assert_eq!(res.status(), Status::Unauthorized);
+    assert_eq!(
+        res.headers().get_one("WWW-Authenticate"),
+        Some(format!("Bearer realm=\"{REALM}\"").as_str())
+    );
+    let body: Value = res.into_json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({ "error": "unauthorized", "error_description": "authorization scheme is not bearer" })
+    );
+    // Bare "Bearer", two tokens: a malformed request.
+    assert_invalid_request(
         send(header("Bearer".into())).await,
         "malformed authorization header",
     )
     .await;
-    assert_invalid_token(
+    assert_invalid_request(
         send(header("Bearer a b".into())).await,
         "malformed authorization header",
     )
@@ -295,7 +323,7 @@ async fn several_authorization_headers_are_rejected(db: &TestDb) {
     let mut req = client.get("/me");
     req.add_header(Header::new("Authorization", format!("Bearer {token}")));
     req.add_header(Header::new("Authorization", format!("Bearer {token}")));
-    assert_invalid_token(req.dispatch().await, "several authorization headers").await;
+    assert_invalid_request(req.dispatch().await, "several authorization headers").await;
 }
 
 async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {

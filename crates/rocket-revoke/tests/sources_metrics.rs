@@ -164,8 +164,12 @@ async fn a_configured_query_parameter_carries_the_token_once() {
     assert_eq!((status, body.as_str()), (Status::Ok, "carol"));
     let (status, body) =
         status_and_body(client.get(format!("/me?access_token={t}&access_token={t}"))).await;
-    assert_eq!(status, Status::Unauthorized, "{body}");
-    assert!(body.contains("several"), "{body}");
+    // RFC 6750 §3.1: a repeated parameter is an invalid request.
+    assert_eq!(status, Status::BadRequest, "{body}");
+    assert!(
+        body.contains("invalid_request") && body.contains("several"),
+        "{body}"
+    );
     let (status, _) = status_and_body(client.get(format!("/me?token={t}"))).await;
     assert_eq!(status, Status::Unauthorized);
     db.cleanup().await;
