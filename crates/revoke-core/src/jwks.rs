@@ -31,20 +31,37 @@
 //! - **Failures** (connection, timeout of `jwks_timeout_secs`, non-2xx status, a body over
 //!   [`MAX_JWKS_BYTES`], bad JSON, no usable key) keep the last good key set; the error and
 //!   the counts are in [`JwksStatus`]. A document identical to the current one is not parsed
-//!   again.
+//!   again (it still counts as a successful fetch).
+//!
+//! # How long a key set is trusted
+//!
+//! Its age is measured from the last successful fetch, on the verifier's
+//! [`SharedClock`](crate::SharedClock) (scheduling itself runs on tokio's monotonic timer).
+//! Past `jwks_max_age_secs` (default 3600) [`JwksStatus::stale`] is set, for a health
+//! endpoint to report `degraded`; past `jwks_max_stale_secs` (default 86400)
+//! [`JwksStatus::expired`] is set and its keys verify nothing: a token signed by one of them
+//! gets [`VerifyError::StaleKeys`](crate::VerifyError::StaleKeys). The next successful fetch
+//! lifts both. Start-up requires `jwks_refresh_secs + jwks_timeout_secs <=
+//! jwks_max_age_secs <= jwks_max_stale_secs`: a set is that old just before a successful
+//! scheduled refresh lands, and health should degrade before tokens are refused.
 //!
 //! # Which keys
 //!
 //! The same as a `jwks_file`: keys are picked by `kid`, a key's `alg` pins it to that
 //! algorithm, keys meant for encryption or of unsupported types are skipped, and a duplicate
 //! `kid` refuses the whole document. One difference: symmetric (`oct`) keys are never taken
-//! from a URL, since anyone who can read the endpoint could then sign tokens. A plain
-//! `http://` URL to another host is accepted with a warning (whoever can alter the response
-//! can forge tokens); an `https://` URL never follows a redirect to `http://`.
+//! from a URL, since anyone who can read the endpoint could then sign tokens.
+//!
+//! # Transport
+//!
+//! Whoever can alter the response can forge tokens, so a plain `http://` URL is refused at
+//! start-up unless its host is this machine (`localhost`, `127.0.0.0/8`, `::1`: a sidecar or
+//! a test), or `jwks_allow_insecure_http` is set (then it is accepted with a warning). The
+//! same holds for redirects, and an `https://` URL never follows a redirect to `http://`.
 #![cfg_attr(not(feature = "jwks"), allow(dead_code))]
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -54,6 +71,7 @@ use jsonwebtoken::Algorithm;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock::SharedClock;
 use crate::verifier::{parse_jwks, usable_keys, Key, KeyError, VerifierConfig};
 
 /// The largest JWKS response body accepted, in bytes: real key sets are a few KiB, and a
@@ -71,6 +89,9 @@ const MAX_REDIRECTS: usize = 5;
 /// Error texts are cut to this many characters, to stay short in `/health`.
 const MAX_ERROR_LEN: usize = 200;
 
+/// `last_success_ms` before any fetch has succeeded.
+const NEVER: i64 = i64::MIN;
+
 /// The state of a verifier's JWKS URL key set, as [`Verifier::jwks_status`] reports it for a
 /// health endpoint. Holds no key material and no token content.
 ///
@@ -86,6 +107,19 @@ pub struct JwksStatus {
     pub kids: Vec<String>,
     /// When the last fetch succeeded, in seconds since the epoch; `None` if none has.
     pub last_success: Option<i64>,
+    /// Seconds since the last successful fetch (on the verifier's clock); `None` if none has
+    /// succeeded.
+    #[serde(default)]
+    pub age_secs: Option<i64>,
+    /// The key set is older than `jwks_max_age_secs`: refreshes have failed for that long
+    /// (a health endpoint reports `degraded`); its keys still verify.
+    #[serde(default)]
+    pub stale: bool,
+    /// The key set is older than `jwks_max_stale_secs`: its keys verify nothing until a
+    /// fetch succeeds (tokens signed by them get
+    /// [`VerifyError::StaleKeys`](crate::VerifyError::StaleKeys)).
+    #[serde(default)]
+    pub expired: bool,
     /// When the last fetch started, successful or not, in seconds since the epoch.
     pub last_attempt: Option<i64>,
     /// Why the last fetch failed; `None` when it succeeded (or none was made). A short text
@@ -156,7 +190,6 @@ struct Progress {
     attempt_started: Option<Instant>,
     last_ok: bool,
     last_attempt: Option<i64>,
-    last_success: Option<i64>,
     last_error: Option<String>,
 }
 
@@ -170,6 +203,14 @@ pub(crate) struct RemoteJwks {
     algorithms: Vec<Algorithm>,
     refresh_every: Duration,
     min_interval: Duration,
+    /// Where the key set's age is read (see the module docs).
+    clock: SharedClock,
+    /// `jwks_max_age_secs` and `jwks_max_stale_secs`, in milliseconds.
+    max_age_ms: i64,
+    max_stale_ms: i64,
+    /// When the last fetch succeeded, on `clock`; [`NEVER`] before the first. The one time
+    /// the verification path reads.
+    last_success_ms: AtomicI64,
     keys: ArcSwap<FetchedKeys>,
     /// An unknown `kid` was seen since the last fetch started.
     wanted: AtomicBool,
@@ -206,6 +247,7 @@ impl RemoteJwks {
         url: &str,
         config: &VerifierConfig,
         algorithms: &[Algorithm],
+        clock: SharedClock,
     ) -> Result<Self, KeyError> {
         let invalid = |reason: &str| KeyError::InvalidConfig(reason.to_owned());
         for (name, value) in [
@@ -220,13 +262,30 @@ impl RemoteJwks {
                 return Err(invalid(&format!("{name} must be at least 1")));
             }
         }
+        // The set is up to `refresh + timeout` old just before a scheduled fetch lands.
+        let longest_normal = config
+            .jwks_refresh_secs
+            .saturating_add(config.jwks_timeout_secs);
+        if config.jwks_max_age_secs < longest_normal {
+            return Err(invalid(&format!(
+                "jwks_max_age_secs ({}) must be at least jwks_refresh_secs + jwks_timeout_secs ({longest_normal}): the key set is that old just before a successful scheduled refresh",
+                config.jwks_max_age_secs
+            )));
+        }
+        if config.jwks_max_stale_secs < config.jwks_max_age_secs {
+            return Err(invalid(&format!(
+                "jwks_max_stale_secs ({}) must be at least jwks_max_age_secs ({}): health should degrade before tokens are refused",
+                config.jwks_max_stale_secs, config.jwks_max_age_secs
+            )));
+        }
+        let millis = |secs: u64| i64::try_from(secs).map_or(i64::MAX, |s| s.saturating_mul(1000));
         let lower = url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             return Err(invalid("jwks_url must be an http:// or https:// URL"));
         }
         #[cfg(not(feature = "jwks"))]
         {
-            let _ = algorithms;
+            let _ = (algorithms, clock, millis);
             Err(invalid(
                 "jwks_url needs the `jwks` cargo feature of revoke-core, which this build lacks",
             ))
@@ -236,14 +295,20 @@ impl RemoteJwks {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| invalid(&format!("jwks_url is not a valid URL ({e})")))?;
             let shown_url = crate::redact_url(url);
+            let allow_http = config.jwks_allow_insecure_http;
             if parsed.scheme() == "http" && !is_loopback(parsed.host_str().unwrap_or("")) {
-                tracing::warn!(url = %shown_url, "jwks_url uses plain http: whoever can alter the response can forge tokens; use https");
+                if !allow_http {
+                    return Err(invalid(&format!(
+                        "jwks_url {shown_url} uses plain http to a host that is not this machine: whoever can alter the response can forge tokens. Use https, or set jwks_allow_insecure_http = true to accept that risk"
+                    )));
+                }
+                tracing::warn!(url = %shown_url, "jwks_url uses plain http (jwks_allow_insecure_http is set): whoever can alter the response can forge tokens; use https");
             }
             let timeout = Duration::from_secs(config.jwks_timeout_secs);
             let client = reqwest::Client::builder()
                 .timeout(timeout)
                 .connect_timeout(timeout)
-                .redirect(redirect_policy())
+                .redirect(redirect_policy(allow_http))
                 .user_agent(concat!("revoke-core/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| invalid(&format!("jwks_url: cannot set up the HTTP client ({e})")))?;
@@ -253,6 +318,10 @@ impl RemoteJwks {
                 algorithms: algorithms.to_vec(),
                 refresh_every: Duration::from_secs(config.jwks_refresh_secs),
                 min_interval: Duration::from_secs(config.jwks_min_refresh_interval_secs),
+                clock,
+                max_age_ms: millis(config.jwks_max_age_secs),
+                max_stale_ms: millis(config.jwks_max_stale_secs),
+                last_success_ms: AtomicI64::new(NEVER),
                 keys: ArcSwap::from_pointee(FetchedKeys {
                     cache_id: Arc::new(()),
                     keys: Vec::new(),
@@ -297,6 +366,15 @@ impl RemoteJwks {
         self.wake.notify_one();
     }
 
+    /// Whether the key set is older than `jwks_max_stale_secs` at `now` (seconds since the
+    /// epoch): then its keys verify nothing. One atomic load; `false` before the first
+    /// successful fetch (the set is empty then anyway).
+    #[inline]
+    pub(crate) fn expired_at(&self, now: i64) -> bool {
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        last != NEVER && now.saturating_mul(1000).saturating_sub(last) > self.max_stale_ms
+    }
+
     fn progress(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -305,11 +383,16 @@ impl RemoteJwks {
     pub(crate) fn status(&self) -> JwksStatus {
         let current = self.keys.load();
         let progress = self.progress();
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        let age_ms = (last != NEVER).then(|| self.clock.now_ms().saturating_sub(last).max(0));
         JwksStatus {
             url: self.shown_url.clone(),
             keys: current.keys.len(),
             kids: current.keys.iter().filter_map(|k| k.kid.clone()).collect(),
-            last_success: progress.last_success,
+            last_success: (last != NEVER).then(|| last.div_euclid(1000)),
+            age_secs: age_ms.map(|ms| ms / 1000),
+            stale: age_ms.is_some_and(|ms| ms > self.max_age_ms),
+            expired: age_ms.is_some_and(|ms| ms > self.max_stale_ms),
             last_attempt: progress.last_attempt,
             last_error: progress.last_error.clone(),
             refreshes: self.refreshes.load(Ordering::Relaxed),
@@ -383,7 +466,7 @@ impl RemoteJwks {
         {
             let mut progress = self.progress();
             progress.attempt_started = Some(Instant::now());
-            progress.last_attempt = Some(crate::now_secs());
+            progress.last_attempt = Some(self.clock.now_secs());
         }
         let result = match self.fetch().await {
             Ok(body) => self.install(&body),
@@ -394,7 +477,8 @@ impl RemoteJwks {
         progress.last_ok = result.is_ok();
         match &result {
             Ok(()) => {
-                progress.last_success = Some(crate::now_secs());
+                self.last_success_ms
+                    .store(self.clock.now_ms(), Ordering::Release);
                 progress.last_error = None;
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
             }
@@ -481,10 +565,11 @@ impl Drop for Running {
     }
 }
 
-/// Follows a few redirects, never from `https` to anything else.
+/// Follows a few redirects, never from `https` to anything else, and never to plain `http` on
+/// another host unless `allow_http` (`jwks_allow_insecure_http`).
 #[cfg(feature = "jwks")]
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
+fn redirect_policy(allow_http: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
         let from_https = attempt
             .previous()
             .first()
@@ -493,6 +578,11 @@ fn redirect_policy() -> reqwest::redirect::Policy {
             attempt.error("too many redirects")
         } else if from_https && attempt.url().scheme() != "https" {
             attempt.error("redirect from https to another scheme refused")
+        } else if attempt.url().scheme() == "http"
+            && !allow_http
+            && !is_loopback(attempt.url().host_str().unwrap_or(""))
+        {
+            attempt.error("redirect to plain http on another host refused (jwks_allow_insecure_http is not set)")
         } else {
             attempt.follow()
         }

@@ -37,6 +37,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
+use crate::clock::SharedClock;
 use crate::jwks::{JwksRefresher, JwksStatus, RemoteJwks};
 
 /// The longest token [`Verifier::verify`] looks at, in bytes. Longer input is rejected with
@@ -46,6 +47,16 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// HMAC secrets shorter than this many bytes are accepted with a warning (RFC 7518 §3.2 asks
 /// for at least the hash size: 32 bytes for HS256).
 const MIN_SECRET_LEN: usize = 32;
+
+/// The most keys a token without `kid` is tried against: with more usable keys for its
+/// algorithm (configured and fetched together) it is refused with
+/// [`VerifyError::KidRequired`] instead, so a stream of kid-less tokens cannot cost one
+/// signature check per published key. Four covers a provider's current key plus the
+/// previous and next ones of a rotation (Auth0, Keycloak and Google publish two or three);
+/// providers that publish more (Microsoft Entra) put a `kid` in every token. At most this
+/// many configured keys without a `kid` (the secret, PEM files, kid-less JWKS file keys) may
+/// serve one algorithm, or start-up fails.
+pub const MAX_KEYS_PER_TOKEN: usize = 4;
 
 /// How tokens are verified: algorithms, keys and claim rules.
 ///
@@ -83,6 +94,23 @@ pub struct VerifierConfig {
     /// Timeout of one `jwks_url` fetch (connect, request and body), in seconds (at least 1).
     /// Default 5.
     pub jwks_timeout_secs: u64,
+    /// Accept a plain `http://` `jwks_url` (and redirects to one) to a host that is not this
+    /// machine. Off, such a URL is a start-up error: whoever can alter the response can forge
+    /// tokens. Loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) are always accepted.
+    /// Default `false`.
+    pub jwks_allow_insecure_http: bool,
+    /// Age of the `jwks_url` key set, in seconds since its last successful fetch, past which
+    /// [`JwksStatus::stale`] is set (a health endpoint reports `degraded`); its keys still
+    /// verify. At least `jwks_refresh_secs + jwks_timeout_secs`. Default 3600: twelve
+    /// scheduled refreshes (and a hundred retries, one per 30 s) have failed by then, which is
+    /// no passing blip of the provider, yet an operator hears of it within the hour.
+    pub jwks_max_age_secs: u64,
+    /// Age of the `jwks_url` key set past which its keys verify nothing: tokens signed by
+    /// them get [`VerifyError::StaleKeys`] until a fetch succeeds. At least
+    /// `jwks_max_age_secs`. Default 86400 (a day): long enough to ride out a provider outage
+    /// of a day without locking every user out, short enough that a key the provider has
+    /// withdrawn (rotated out, or compromised) stops being trusted within a day.
+    pub jwks_max_stale_secs: u64,
     /// Accepted issuers. Empty: `iss` is not checked. Otherwise a token must carry one of them.
     pub issuer: Vec<String>,
     /// Accepted audiences. Empty: a token must carry no `aud` at all (RFC 7519 §4.1.3).
@@ -164,6 +192,9 @@ impl Default for VerifierConfig {
             jwks_refresh_secs: 300,
             jwks_min_refresh_interval_secs: 10,
             jwks_timeout_secs: 5,
+            jwks_allow_insecure_http: false,
+            jwks_max_age_secs: 3600,
+            jwks_max_stale_secs: 86_400,
             issuer: Vec::new(),
             audience: Vec::new(),
             leeway: 30,
@@ -190,6 +221,9 @@ impl fmt::Debug for VerifierConfig {
                 &self.jwks_min_refresh_interval_secs,
             )
             .field("jwks_timeout_secs", &self.jwks_timeout_secs)
+            .field("jwks_allow_insecure_http", &self.jwks_allow_insecure_http)
+            .field("jwks_max_age_secs", &self.jwks_max_age_secs)
+            .field("jwks_max_stale_secs", &self.jwks_max_stale_secs)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -237,6 +271,14 @@ pub enum VerifyError {
     /// No configured key matches the token's `kid` and algorithm.
     #[error("unknown signing key")]
     UnknownKey,
+    /// The token has no `kid` and more than [`MAX_KEYS_PER_TOKEN`] keys could verify its
+    /// algorithm: it is not tried against them all.
+    #[error("token names no signing key (kid)")]
+    KidRequired,
+    /// The token's key is in the `jwks_url` key set, which has not been fetched successfully
+    /// for `jwks_max_stale_secs`: its keys are no longer trusted.
+    #[error("signing keys are stale")]
+    StaleKeys,
     /// The token is longer than [`MAX_TOKEN_LEN`].
     #[error("token too large")]
     TooLarge,
@@ -272,6 +314,8 @@ impl VerifyError {
             VerifyError::MissingClaim(_) => "missing required claim",
             VerifyError::AlgorithmNotAllowed => "algorithm not allowed",
             VerifyError::UnknownKey => "unknown signing key",
+            VerifyError::KidRequired => "token names no signing key (kid)",
+            VerifyError::StaleKeys => "signing keys are stale",
             VerifyError::TooLarge => "token too large",
             VerifyError::UnsupportedCritical => "unsupported critical header",
             VerifyError::Unavailable => "token verification unavailable",
@@ -397,6 +441,8 @@ pub struct Verifier {
     /// The header `typ` every token must carry (as [`media_type`] leaves it); `None`: no
     /// `typ`, or one of [`ACCESS_TYPS`].
     required_typ: Option<String>,
+    /// Where [`Verifier::verify`] reads the time (and the JWKS set its age).
+    clock: SharedClock,
 }
 
 impl Verifier {
@@ -406,7 +452,15 @@ impl Verifier {
     /// empty (tokens get [`VerifyError::UnknownKey`]) until [`Verifier::refresh_jwks`] or the
     /// refresher's first fetch, and only the algorithms no URL can serve (`HS*`) are checked
     /// here. [`Verifier::from_config`] fetches first and checks them all.
+    ///
+    /// Reads the system clock; [`Verifier::new_with_clock`] takes another.
     pub fn new(config: &VerifierConfig) -> Result<Self, KeyError> {
+        Verifier::new_with_clock(config, crate::system_clock())
+    }
+
+    /// [`Verifier::new`] reading the time from `clock`: [`Verifier::verify`], and the age of
+    /// the `jwks_url` key set (`jwks_max_age_secs`, `jwks_max_stale_secs`).
+    pub fn new_with_clock(config: &VerifierConfig, clock: SharedClock) -> Result<Self, KeyError> {
         let provider = CryptoProvider::try_get_default().ok_or(KeyError::NoCryptoBackend)?;
         let mut algorithms: Vec<Algorithm> = Vec::new();
         for alg in &config.algorithms {
@@ -466,7 +520,12 @@ impl Verifier {
         }
 
         let remote = match &config.jwks_url {
-            Some(url) => Some(Arc::new(RemoteJwks::new(url, config, &algorithms)?)),
+            Some(url) => Some(Arc::new(RemoteJwks::new(
+                url,
+                config,
+                &algorithms,
+                clock.clone(),
+            )?)),
             None => None,
         };
 
@@ -517,6 +576,16 @@ impl Verifier {
             if !fetched_later && !keys.iter().any(|k| k.algs.contains(alg)) {
                 return Err(KeyError::NoKeyForAlgorithm(*alg));
             }
+            // Kid-less keys beyond the cap could never be reached by a token.
+            let kidless = keys
+                .iter()
+                .filter(|k| k.kid.is_none() && k.algs.contains(alg))
+                .count();
+            if kidless > MAX_KEYS_PER_TOKEN {
+                return Err(KeyError::InvalidConfig(format!(
+                    "public_key_pem: {kidless} keys without a kid can verify {alg:?}, but a token without kid is tried against at most {MAX_KEYS_PER_TOKEN}; give the keys kids in a jwks_file"
+                )));
+            }
         }
 
         Ok(Verifier {
@@ -532,6 +601,7 @@ impl Verifier {
             verified_cache: config.verified_cache,
             max_lifetime: None,
             required_typ,
+            clock,
         })
     }
 
@@ -581,6 +651,7 @@ impl Verifier {
             verified_cache: defaults.verified_cache,
             max_lifetime: None,
             required_typ: None,
+            clock: crate::system_clock(),
         }
     }
 
@@ -594,8 +665,19 @@ impl Verifier {
     /// [`KeyError::JwksFetch`] when that fetch fails, and with [`KeyError::NoKeyForAlgorithm`]
     /// when an allowed algorithm has no key, fetched or configured. Without a `jwks_url` it is
     /// `new`, so call this one whenever the configuration may name a URL.
+    ///
+    /// Reads the system clock; [`Verifier::from_config_with_clock`] takes another.
     pub async fn from_config(config: &VerifierConfig) -> Result<Self, KeyError> {
-        let verifier = Verifier::new(config)?;
+        Verifier::from_config_with_clock(config, crate::system_clock()).await
+    }
+
+    /// [`Verifier::from_config`] reading the time from `clock` (see
+    /// [`Verifier::new_with_clock`]).
+    pub async fn from_config_with_clock(
+        config: &VerifierConfig,
+        clock: SharedClock,
+    ) -> Result<Self, KeyError> {
+        let verifier = Verifier::new_with_clock(config, clock)?;
         if let Some(remote) = &verifier.remote {
             remote
                 .refresh()
@@ -657,12 +739,13 @@ impl Verifier {
     }
 
     /// Verifies `token` (the compact JWS, without any `Bearer ` prefix) against the current
-    /// time and returns its claims.
+    /// time (of the verifier's clock) and returns its claims.
     pub fn verify<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, VerifyError> {
-        self.verify_at(token, crate::now_secs())
+        self.verify_at(token, self.clock.now_secs())
     }
 
-    /// [`Verifier::verify`] at the given time (seconds since the epoch).
+    /// [`Verifier::verify`] at the given time (seconds since the epoch); the `jwks_url` key
+    /// set's age (`jwks_max_stale_secs`) is judged at that time too.
     pub fn verify_at<E: DeserializeOwned>(
         &self,
         token: &str,
@@ -683,13 +766,18 @@ impl Verifier {
         // The one ArcSwap load of the request, when a JWKS URL is configured.
         let fetched = self.remote.as_ref().map(|remote| remote.current());
         let key_set = fetched.as_deref().map(|set| &set.cache_id);
-        let seen = crate::verified::lookup(
-            &self.cache_id,
-            key_set,
-            self.verified_cache,
-            token,
-            |payload| self.claims(payload, now),
-        );
+        // Past `jwks_max_stale_secs` the fetched keys verify nothing, so no cached verdict
+        // (which may rest on one of them) is used either.
+        let fetched_expired = self.remote.as_ref().is_some_and(|r| r.expired_at(now));
+        let cache_slots = if fetched_expired {
+            0
+        } else {
+            self.verified_cache
+        };
+        let seen =
+            crate::verified::lookup(&self.cache_id, key_set, cache_slots, token, |payload| {
+                self.claims(payload, now)
+            });
         if let Some(result) = seen {
             return result;
         }
@@ -742,7 +830,7 @@ impl Verifier {
         let fetched = fetched
             .as_deref()
             .map(|set| (&set.cache_id, set.keys.as_slice()));
-        let (kid_unknown, candidates) = match self.keys_for(fetched, alg, kid) {
+        let (kid_unknown, candidates) = match self.keys_for(fetched, alg, kid, fetched_expired) {
             Ok(found) => found,
             Err(e) => {
                 if kid.is_some() {
@@ -773,13 +861,7 @@ impl Verifier {
         if other_kind(&payload)? {
             return Err(VerifyError::WrongType);
         }
-        crate::verified::insert(
-            &self.cache_id,
-            key_set,
-            self.verified_cache,
-            token,
-            &payload,
-        );
+        crate::verified::insert(&self.cache_id, key_set, cache_slots, token, &payload);
         self.claims(&payload, now)
     }
 
@@ -935,15 +1017,18 @@ impl Verifier {
     }
 
     /// The keys to try for `alg` (with their cache owner and index), among the configured
-    /// ones and the `fetched` JWKS set: those with the token's `kid`; if none has it (or the
-    /// token has no `kid`), the keys without a `kid` (secret, PEM files); with no `kid` at
-    /// all, every key for the algorithm. The flag says the token's `kid` named no key.
+    /// ones and the `fetched` JWKS set: those with the token's `kid`; if none has it, the keys
+    /// without a `kid` (secret, PEM files); with no `kid` at all, every key for the algorithm,
+    /// if there are at most [`MAX_KEYS_PER_TOKEN`] ([`VerifyError::KidRequired`] otherwise).
+    /// The keys of a `fetched_expired` set are never tried ([`VerifyError::StaleKeys`] when
+    /// they were the only ones chosen). The flag says the token's `kid` named no key.
     #[allow(clippy::type_complexity)]
     fn keys_for<'a>(
         &'a self,
         fetched: Option<(&'a Arc<()>, &'a [Key])>,
         alg: Algorithm,
         kid: Option<&'a str>,
+        fetched_expired: bool,
     ) -> Result<
         (
             bool,
@@ -952,7 +1037,7 @@ impl Verifier {
         VerifyError,
     > {
         let own = (&self.cache_id, self.keys.as_slice());
-        let usable = move || {
+        let over = move |fetched: Option<(&'a Arc<()>, &'a [Key])>| {
             [Some(own), fetched]
                 .into_iter()
                 .flatten()
@@ -963,25 +1048,34 @@ impl Verifier {
                 })
                 .filter(move |(_, _, k)| k.algs.contains(&alg))
         };
-        let named = |kid: &str| usable().any(|(_, _, k)| k.kid.as_deref() == Some(kid));
+        let named = |kid: &str| over(fetched).any(|(_, _, k)| k.kid.as_deref() == Some(kid));
         // Which keys: 0 = every usable key, 1 = those named by the kid, 2 = those without one.
         let which = match kid {
             None => 0,
             Some(kid) if named(kid) => 1,
             Some(_) => 2,
         };
-        let mut chosen = usable()
-            .filter(move |(_, _, k)| match which {
-                0 => true,
-                1 => k.kid.as_deref() == kid,
-                _ => k.kid.is_none(),
-            })
-            .peekable();
-        if chosen.peek().is_none() {
-            Err(VerifyError::UnknownKey)
-        } else {
-            Ok((which == 2, chosen))
+        let chosen = move |(_, _, k): &(&'a Arc<()>, usize, &'a Key)| match which {
+            0 => true,
+            1 => k.kid.as_deref() == kid,
+            _ => k.kid.is_none(),
+        };
+        let live = fetched.filter(|_| !fetched_expired);
+        let tried = move || over(live).filter(chosen);
+        // A few keys at most: counting them costs nothing next to one signature check.
+        let count = tried().count();
+        if count == 0 {
+            let stale_only = fetched_expired && over(fetched).any(|c| chosen(&c));
+            return Err(if stale_only {
+                VerifyError::StaleKeys
+            } else {
+                VerifyError::UnknownKey
+            });
         }
+        if which == 0 && count > MAX_KEYS_PER_TOKEN {
+            return Err(VerifyError::KidRequired);
+        }
+        Ok((which == 2, tried()))
     }
 }
 

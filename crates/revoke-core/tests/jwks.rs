@@ -15,7 +15,11 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header};
 use revoke_core::jwks::MAX_JWKS_BYTES;
-use revoke_core::{Claims, JwksStatus, KeyError, NoExtra, Verifier, VerifierConfig, VerifyError};
+use revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+use revoke_core::{
+    Claims, Clock, JwksStatus, KeyError, ManualClock, NoExtra, Verifier, VerifierConfig,
+    VerifyError,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -131,6 +135,8 @@ enum Reply {
     Huge,
     /// Reads the request and never answers.
     Hang,
+    /// 302 to this URL.
+    Redirect(String),
 }
 
 struct ServerState {
@@ -217,6 +223,7 @@ async fn respond(socket: &mut TcpStream, state: &ServerState) -> std::io::Result
     state.request_lines.lock().unwrap().push(line);
     state.requests.lock().unwrap().push(Instant::now());
     let reply = state.reply.lock().unwrap().clone();
+    let mut location = None;
     let (status, body, length) = match reply {
         Reply::Json(doc) => ("200 OK".to_owned(), doc.into_bytes(), true),
         Reply::Status(code) => (format!("{code} Failure"), Vec::new(), true),
@@ -231,11 +238,18 @@ async fn respond(socket: &mut TcpStream, state: &ServerState) -> std::io::Result
             tokio::time::sleep(Duration::from_secs(60)).await;
             return Ok(());
         }
+        Reply::Redirect(to) => {
+            location = Some(to);
+            ("302 Found".to_owned(), Vec::new(), true)
+        }
     };
     let mut head =
         format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n");
     if length {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    if let Some(to) = location {
+        head.push_str(&format!("Location: {to}\r\n"));
     }
     head.push_str("\r\n");
     socket.write_all(head.as_bytes()).await?;
@@ -857,6 +871,8 @@ async fn status_serializes_for_health_and_masks_a_password_in_the_url() {
     assert_eq!(
         fields,
         [
+            "age_secs",
+            "expired",
             "failures",
             "keys",
             "kids",
@@ -865,6 +881,7 @@ async fn status_serializes_for_health_and_masks_a_password_in_the_url() {
             "last_success",
             "refresher_running",
             "refreshes",
+            "stale",
             "throttled",
             "unknown_kid_refreshes",
             "unknown_kid_refreshes_skipped",
@@ -878,4 +895,268 @@ async fn status_serializes_for_health_and_masks_a_password_in_the_url() {
     server.reply(Reply::Status(500));
     let err = verifier.refresh_jwks().await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+// ---------------------------------------------------------------- key trust
+
+/// The reason of a [`KeyError::InvalidConfig`] from [`Verifier::new`].
+fn config_error(config: &VerifierConfig) -> String {
+    match Verifier::new(config) {
+        Err(KeyError::InvalidConfig(reason)) => reason,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_another_host_is_refused_unless_opted_in() {
+    for url in [
+        "http://idp.example/jwks",
+        "http://10.0.0.1/jwks",
+        "http://[2001:db8::1]/jwks",
+        "HTTP://idp.example/jwks",
+    ] {
+        let config = url_config(url, &[Algorithm::RS256]);
+        let reason = config_error(&config);
+        assert!(reason.starts_with("jwks_url"), "{reason}");
+        assert!(reason.contains("plain http"), "{reason}");
+        assert!(
+            reason.contains("jwks_allow_insecure_http = true"),
+            "says how to opt in: {reason}"
+        );
+        let opted_in = VerifierConfig {
+            jwks_allow_insecure_http: true,
+            ..config
+        };
+        assert!(Verifier::new(&opted_in).is_ok(), "{url} with the opt-in");
+    }
+    // This machine, and https anywhere, need no opt-in.
+    for url in [
+        "http://localhost:8080/jwks",
+        "http://LOCALHOST/jwks",
+        "http://127.0.0.1/jwks",
+        "http://127.8.9.10:9000/jwks",
+        "http://[::1]:8080/jwks",
+        "https://idp.example/jwks",
+    ] {
+        assert!(
+            Verifier::new(&url_config(url, &[Algorithm::RS256])).is_ok(),
+            "{url}"
+        );
+    }
+    // A loopback endpoint may not redirect to plain http elsewhere either.
+    let server = JwksServer::start(&fixture_jwks()).await;
+    server.reply(Reply::Redirect("http://idp.example/jwks".into()));
+    let err = Verifier::from_config(&url_config(&server.url(), &[Algorithm::RS256]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("redirect refused"), "{err}");
+    // ...and to this machine it may.
+    let target = JwksServer::start(&fixture_jwks()).await;
+    server.reply(Reply::Redirect(target.url()));
+    let verifier = Verifier::from_config(&url_config(&server.url(), &[Algorithm::RS256]))
+        .await
+        .unwrap();
+    assert_eq!(status(&verifier).keys, 2);
+    assert_eq!(target.requests(), 1);
+}
+
+#[test]
+fn key_set_age_bounds_have_documented_defaults_and_are_ordered() {
+    let defaults = VerifierConfig::default();
+    assert!(!defaults.jwks_allow_insecure_http);
+    assert_eq!(defaults.jwks_max_age_secs, 3600);
+    assert_eq!(defaults.jwks_max_stale_secs, 86_400);
+
+    let base = url_config("https://idp.example/jwks", &[Algorithm::RS256]);
+    assert!(Verifier::new(&base).is_ok());
+    // Just before a successful scheduled fetch lands, the set is refresh + timeout old.
+    let reason = config_error(&VerifierConfig {
+        jwks_max_age_secs: 301,
+        ..base.clone()
+    });
+    assert!(reason.starts_with("jwks_max_age_secs"), "{reason}");
+    assert!(
+        Verifier::new(&VerifierConfig {
+            jwks_max_age_secs: 302,
+            jwks_max_stale_secs: 302,
+            ..base.clone()
+        })
+        .is_ok(),
+        "refresh + timeout, and max_stale = max_age, are allowed"
+    );
+    let reason = config_error(&VerifierConfig {
+        jwks_max_stale_secs: 3599,
+        ..base.clone()
+    });
+    assert!(reason.starts_with("jwks_max_stale_secs"), "{reason}");
+    let parsed: VerifierConfig = serde_json::from_value(json!({
+        "jwks_allow_insecure_http": true,
+        "jwks_max_age_secs": 600,
+        "jwks_max_stale_secs": 7200,
+    }))
+    .unwrap();
+    assert!(parsed.jwks_allow_insecure_http);
+    assert_eq!(
+        (parsed.jwks_max_age_secs, parsed.jwks_max_stale_secs),
+        (600, 7200)
+    );
+}
+
+/// A token signed by fixture pair `pair`, with `kid` (or none), valid for two days from
+/// `now` (a manual clock's time).
+fn sign_at(pair: &str, kid: Option<&str>, now: i64) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_owned);
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 2 * 86_400,
+    });
+    encode(&header, &claims, &signing_key(pair)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_key_set_goes_stale_then_stops_verifying_until_a_fetch_succeeds() {
+    let clock = ManualClock::starting_now();
+    let server = JwksServer::start(&fixture_jwks()).await;
+    let config = url_config(&server.url(), &[Algorithm::RS256]);
+    let verifier = Verifier::from_config_with_clock(&config, clock.shared())
+        .await
+        .unwrap();
+    let token = sign_at("rsa", Some("rsa-1"), clock.now_secs());
+    let kidless = sign_at("rsa2", None, clock.now_secs());
+    assert!(verify(&verifier, &token).is_ok(), "and now in the cache");
+    assert!(verify(&verifier, &kidless).is_ok());
+    let st = status(&verifier);
+    assert_eq!((st.age_secs, st.stale, st.expired), (Some(0), false, false));
+    assert_eq!(
+        st.last_success,
+        Some(clock.now_secs()),
+        "on the verifier's clock"
+    );
+
+    // The provider fails; an hour later the set is stale (for health), still trusted.
+    server.reply(Reply::Status(503));
+    assert!(verifier.refresh_jwks().await.is_err());
+    clock.advance_secs(3600);
+    assert!(!status(&verifier).stale, "not past max_age yet");
+    clock.advance_secs(1);
+    let st = status(&verifier);
+    assert_eq!(
+        (st.age_secs, st.stale, st.expired),
+        (Some(3601), true, false)
+    );
+    assert!(verify(&verifier, &token).is_ok());
+
+    // A day later its keys verify nothing: neither a cached token nor a fresh one.
+    clock.advance_secs(86_400 - 3601);
+    assert!(verify(&verifier, &token).is_ok(), "not past max_stale yet");
+    clock.advance_secs(1);
+    let st = status(&verifier);
+    assert_eq!((st.stale, st.expired), (true, true));
+    assert_eq!(verify(&verifier, &token), Err(VerifyError::StaleKeys));
+    assert_eq!(verify(&verifier, &kidless), Err(VerifyError::StaleKeys));
+    let fresh = sign_at("rsa", Some("rsa-1"), clock.now_secs());
+    assert_eq!(verify(&verifier, &fresh), Err(VerifyError::StaleKeys));
+    assert_eq!(
+        VerifyError::StaleKeys.description(),
+        "signing keys are stale"
+    );
+    // Another failed fetch changes nothing.
+    assert!(verifier.refresh_jwks().await.is_err());
+    assert_eq!(verify(&verifier, &fresh), Err(VerifyError::StaleKeys));
+
+    // One successful fetch (of the very same document) restores both.
+    server.serve(&fixture_jwks());
+    verifier.refresh_jwks().await.unwrap();
+    let st = status(&verifier);
+    assert_eq!((st.age_secs, st.stale, st.expired), (Some(0), false, false));
+    assert!(verify(&verifier, &token).is_ok());
+    assert!(verify(&verifier, &fresh).is_ok());
+    assert!(verify(&verifier, &kidless).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_key_set_leaves_configured_keys_working() {
+    let clock = ManualClock::starting_now();
+    let server = JwksServer::start(&fixture_jwks_only("rsa-2")).await;
+    let config = VerifierConfig {
+        public_key_pem: vec![key_path("rsa_public.pem")],
+        ..url_config(&server.url(), &[Algorithm::RS256])
+    };
+    let verifier = Verifier::from_config_with_clock(&config, clock.shared())
+        .await
+        .unwrap();
+    server.reply(Reply::Status(503));
+    clock.advance_secs(86_401);
+    let pem_signed = sign_at("rsa", None, clock.now_secs());
+    assert!(verify(&verifier, &pem_signed).is_ok());
+    let url_signed = sign_at("rsa2", Some("rsa-2"), clock.now_secs());
+    assert_eq!(verify(&verifier, &url_signed), Err(VerifyError::StaleKeys));
+}
+
+/// A JWKS of `n` RS256 keys `k0`..: the even ones are pair `rsa`, the odd ones `rsa2`.
+fn jwks_of(n: usize) -> Value {
+    let keys: Vec<Value> = (0..n)
+        .map(|i| {
+            let pair = if i % 2 == 0 { "rsa" } else { "rsa2" };
+            jwk(&format!("k{i}"), pair, Some(Algorithm::RS256))
+        })
+        .collect();
+    json!({ "keys": keys })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_kid_is_tried_against_a_bounded_number_of_keys() {
+    assert_eq!(MAX_KEYS_PER_TOKEN, 4);
+    // Signed by `rsa2`: the last key of a set of MAX_KEYS_PER_TOKEN, the second of more.
+    let kidless = sign_at("rsa2", None, revoke_core::now_secs());
+    let with_kid = sign_at("rsa2", Some("k1"), revoke_core::now_secs());
+
+    let server = JwksServer::start(&jwks_of(MAX_KEYS_PER_TOKEN)).await;
+    let verifier = Verifier::from_config(&url_config(&server.url(), &[Algorithm::RS256]))
+        .await
+        .unwrap();
+    assert!(verify(&verifier, &kidless).is_ok(), "within the cap");
+    assert!(verify(&verifier, &with_kid).is_ok());
+
+    server.serve(&jwks_of(MAX_KEYS_PER_TOKEN + 1));
+    verifier.refresh_jwks().await.unwrap();
+    assert_eq!(status(&verifier).keys, MAX_KEYS_PER_TOKEN + 1);
+    assert_eq!(verify(&verifier, &kidless), Err(VerifyError::KidRequired));
+    assert!(verify(&verifier, &with_kid).is_ok(), "a kid still selects");
+    assert_eq!(
+        VerifyError::KidRequired.description(),
+        "token names no signing key (kid)"
+    );
+    // Keys of other algorithms do not count.
+    let mut mixed = jwks_of(MAX_KEYS_PER_TOKEN);
+    mixed["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(jwk("ec-1", "ec", Some(Algorithm::ES256)));
+    server.serve(&mixed);
+    let verifier = Verifier::from_config(&url_config(
+        &server.url(),
+        &[Algorithm::RS256, Algorithm::ES256],
+    ))
+    .await
+    .unwrap();
+    assert!(verify(&verifier, &kidless).is_ok());
+
+    // More configured keys without a kid than a token may try: a start-up error.
+    let pems = vec![key_path("rsa_public.pem"); MAX_KEYS_PER_TOKEN + 1];
+    let reason = config_error(&VerifierConfig {
+        algorithms: vec![Algorithm::RS256],
+        public_key_pem: pems.clone(),
+        ..VerifierConfig::default()
+    });
+    assert!(reason.starts_with("public_key_pem"), "{reason}");
+    assert!(Verifier::new(&VerifierConfig {
+        algorithms: vec![Algorithm::RS256],
+        public_key_pem: pems[..MAX_KEYS_PER_TOKEN].to_vec(),
+        ..VerifierConfig::default()
+    })
+    .is_ok());
 }

@@ -71,8 +71,8 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ none.
     pub jwks_file: Option<PathBuf>,
-    /// The JWKS endpoint of an identity provider (Keycloak, Auth0, Okta, ...), `https://` or
-    /// `http://`. Its keys are fetched at launch (a failed first fetch fails the launch),
+    /// The JWKS endpoint of an identity provider (Keycloak, Auth0, Okta, ...), `https://`
+    /// (plain `http://` only to this machine, or with `jwks_allow_insecure_http`). Its keys are fetched at launch (a failed first fetch fails the launch),
     /// picked by the token's `kid`, refreshed every `jwks_refresh_secs` and when a token
     /// names an unknown `kid` (at most once per `jwks_min_refresh_interval_secs`). A failed
     /// refresh keeps the last good key set; [`Health`](crate::Health) reports its state.
@@ -92,6 +92,28 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `5`.
     pub jwks_timeout_secs: u64,
+    /// Accept a plain `http://` `jwks_url` to a host that is not this machine. Without it such
+    /// a URL fails the launch: whoever can alter the response can forge tokens. Loopback
+    /// hosts (`localhost`, `127.0.0.0/8`, `::1`, for a sidecar) are always accepted.
+    ///
+    /// _Default:_ `false`.
+    pub jwks_allow_insecure_http: bool,
+    /// Age of the `jwks_url` key set (seconds since its last successful fetch) past which
+    /// [`Health`](crate::Health) reports `degraded` (`jwks.stale`); its keys still verify.
+    /// At least `jwks_refresh_secs + jwks_timeout_secs`. The default is twelve failed
+    /// scheduled refreshes: no passing blip of the provider, and an operator hears of it
+    /// within the hour.
+    ///
+    /// _Default:_ `3600`.
+    pub jwks_max_age_secs: u64,
+    /// Age of the `jwks_url` key set past which its keys verify nothing: tokens signed by
+    /// them are refused (401 `signing keys are stale`) until a fetch succeeds. At least
+    /// `jwks_max_age_secs`. A day rides out a provider outage of a day without locking every
+    /// user out, yet a key the provider withdrew (rotated out, or compromised) stops being
+    /// trusted within a day.
+    ///
+    /// _Default:_ `86400`.
+    pub jwks_max_stale_secs: u64,
     /// Accepted issuers (`iss`). Empty: `iss` is not checked. Minted tokens carry the first.
     ///
     /// _Default:_ `[]`.
@@ -278,6 +300,9 @@ impl Default for RevokeConfig {
             jwks_refresh_secs: verifier.jwks_refresh_secs,
             jwks_min_refresh_interval_secs: verifier.jwks_min_refresh_interval_secs,
             jwks_timeout_secs: verifier.jwks_timeout_secs,
+            jwks_allow_insecure_http: verifier.jwks_allow_insecure_http,
+            jwks_max_age_secs: verifier.jwks_max_age_secs,
+            jwks_max_stale_secs: verifier.jwks_max_stale_secs,
             issuer: Vec::new(),
             audience: Vec::new(),
             leeway: verifier.leeway,
@@ -326,6 +351,9 @@ impl fmt::Debug for RevokeConfig {
                 &self.jwks_min_refresh_interval_secs,
             )
             .field("jwks_timeout_secs", &self.jwks_timeout_secs)
+            .field("jwks_allow_insecure_http", &self.jwks_allow_insecure_http)
+            .field("jwks_max_age_secs", &self.jwks_max_age_secs)
+            .field("jwks_max_stale_secs", &self.jwks_max_stale_secs)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -557,6 +585,9 @@ impl RevokeConfig {
             jwks_refresh_secs: self.jwks_refresh_secs,
             jwks_min_refresh_interval_secs: self.jwks_min_refresh_interval_secs,
             jwks_timeout_secs: self.jwks_timeout_secs,
+            jwks_allow_insecure_http: self.jwks_allow_insecure_http,
+            jwks_max_age_secs: self.jwks_max_age_secs,
+            jwks_max_stale_secs: self.jwks_max_stale_secs,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             leeway: self.leeway,
@@ -609,9 +640,17 @@ impl RevokeConfig {
     }
 
     /// Loads the verification keys, fetching `jwks_url` when one is configured; an error
-    /// names the key at fault.
+    /// names the key at fault. The verifier reads the system clock.
     pub async fn verifier(&self) -> Result<revoke_core::Verifier, ConfigError> {
-        revoke_core::Verifier::from_config(&self.verifier_config())
+        self.verifier_with_clock(revoke_core::system_clock()).await
+    }
+
+    /// [`RevokeConfig::verifier`] reading the time (and the JWKS key set's age) from `clock`.
+    pub async fn verifier_with_clock(
+        &self,
+        clock: revoke_core::SharedClock,
+    ) -> Result<revoke_core::Verifier, ConfigError> {
+        revoke_core::Verifier::from_config_with_clock(&self.verifier_config(), clock)
             .await
             .map_err(|e| self.key_error(e))
     }
@@ -641,9 +680,12 @@ impl RevokeConfig {
                 "jwks_refresh_secs",
                 "jwks_min_refresh_interval_secs",
                 "jwks_timeout_secs",
+                "jwks_max_age_secs",
+                "jwks_max_stale_secs",
                 "family_claim",
                 "required_typ",
                 "profile",
+                "public_key_pem",
             ]
             .into_iter()
             .find(|k| reason.starts_with(k))

@@ -106,9 +106,12 @@ where
     D::Pool: RevokePool,
 {
     let config = RevokeConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
+    let clock = rocket
+        .state::<RevokeClock>()
+        .map_or_else(revoke_core::system_clock, |c| c.0.clone());
     // Every accepted token must end before the revocations covering it do.
     let verifier = config
-        .verifier()
+        .verifier_with_clock(clock.clone())
         .await
         .map_err(|e| e.to_string())?
         .with_max_lifetime(config.max_token_ttl_secs);
@@ -120,9 +123,6 @@ where
         )
     })?;
     let pool: &D::Pool = db;
-    let clock = rocket
-        .state::<RevokeClock>()
-        .map_or_else(revoke_core::system_clock, |c| c.0.clone());
     let store = pool
         .revoke_store(clock)
         .await

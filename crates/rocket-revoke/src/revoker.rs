@@ -335,8 +335,9 @@ impl Revoker {
 
     /// Health: `"degraded"` when the last sync read failed, no read succeeded for two poll
     /// intervals (`2 × poll_interval_ms`), the PostgreSQL change feed is not listening, the
-    /// sync task was restarted and has not read since, or the last fetch of `jwks_url`
-    /// failed (the previous keys are still in use, but may miss a rotation).
+    /// sync task was restarted and has not read since, the last fetch of `jwks_url`
+    /// failed (the previous keys are still in use, but may miss a rotation), or the key set
+    /// is older than `jwks_max_age_secs` (`jwks.stale`).
     pub fn health(&self) -> Health {
         let sync = self.status();
         let poll_ms = i64::try_from(self.inner.config.poll_interval_ms).unwrap_or(i64::MAX);
@@ -348,7 +349,9 @@ impl Revoker {
             == revoke_core::store::Backend::Postgres
             && !sync.listening;
         let jwks = self.inner.verifier.jwks_status();
-        let jwks_failing = jwks.as_ref().is_some_and(|j| j.last_error.is_some());
+        let jwks_failing = jwks
+            .as_ref()
+            .is_some_and(|j| j.last_error.is_some() || j.stale);
         let degraded = sync.is_degraded() || stale || feed_lost || jwks_failing;
         let max_staleness_ms = self.inner.config.max_staleness_ms;
         Health {

@@ -1,7 +1,9 @@
 //! An app that only verifies tokens from an identity provider: keys from a JWKS URL (served
 //! here on 127.0.0.1), family by the provider's `sid` claim. Such tokens are accepted,
 //! registered when first seen, revocable by jti, subject, family and cut-off, and the key set
-//! shows in `/health` and the metrics; a rotated key is picked up on its first use.
+//! shows in `/health` and the metrics; a rotated key is picked up on its first use. Key
+//! trust: plain http to another host needs an opt-in, an old key set degrades health and
+//! then stops verifying, a token without `kid` is tried against a bounded number of keys.
 
 mod common;
 
@@ -11,13 +13,13 @@ use std::time::Duration;
 
 use common::{eventually, TestDb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header as JwtHeader};
-use revoke_core::{now_secs, Scope, TokenKind};
+use revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
 use rocket::{get, routes};
 use rocket_db_pools::{sqlx, Database};
-use rocket_revoke::{Authenticated, Revoke, Revoker};
+use rocket_revoke::{Authenticated, Revoke, RevokeClock, Revoker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ISSUER: &str = "https://sso.test/realms/main";
@@ -63,9 +65,12 @@ struct Provider {
 }
 
 async fn provider(document: String) -> Provider {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    provider_on(std::net::Ipv4Addr::LOCALHOST.into(), document).await
+}
+
+/// [`provider`] listening on `ip`.
+async fn provider_on(ip: std::net::IpAddr, document: String) -> Provider {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
     let url = format!("http://{}/certs", listener.local_addr().expect("addr"));
     let document = Arc::new(Mutex::new(document));
     let fetches = Arc::new(AtomicUsize::new(0));
@@ -95,15 +100,26 @@ async fn provider(document: String) -> Provider {
 
 /// A token as the provider would mint it: RS256, a `kid`, a session id in `sid`.
 fn provider_token(key: &str, kid: &str, sub: &str, sid: &str) -> (String, String) {
+    provider_token_at(key, Some(kid), sub, sid, now_secs(), 300)
+}
+
+/// [`provider_token`] issued at `now`, living `ttl` seconds, with an optional `kid`.
+fn provider_token_at(
+    key: &str,
+    kid: Option<&str>,
+    sub: &str,
+    sid: &str,
+    now: i64,
+    ttl: i64,
+) -> (String, String) {
     let jti = uuid::Uuid::new_v4().to_string();
-    let now = now_secs();
     let claims = json!({
         "jti": jti, "sub": sub, "sid": sid, "iss": ISSUER,
-        "iat": now, "exp": now + 300, "typ": "Bearer",
+        "iat": now, "exp": now + ttl, "typ": "Bearer",
     });
     let pem = std::fs::read(keys_dir().join(key)).expect("pem");
     let mut header = JwtHeader::new(Algorithm::RS256);
-    header.kid = Some(kid.into());
+    header.kid = kid.map(str::to_owned);
     let token = jsonwebtoken::encode(
         &header,
         &claims,
@@ -269,5 +285,237 @@ async fn an_unreachable_jwks_url_fails_the_launch_naming_the_key() {
         // Reading a launch error marks it handled (Rocket panics on dropping an unread one).
         .map_err(|e| e.to_string());
     assert!(launched.is_err());
+    db.cleanup().await;
+}
+
+/// The `revoke` table of an app that trusts the provider at `url`.
+fn provider_table(url: &str) -> Value {
+    json!({
+        "algorithms": ["RS256"],
+        "jwks_url": url,
+        "jwks_min_refresh_interval_secs": 1,
+        "jwks_timeout_secs": 2,
+        "issuer": [ISSUER],
+        "family_claim": "sid",
+        "poll_interval_ms": 20,
+        "last_seen_interval_ms": 20,
+    })
+}
+
+async fn provider_app(db: &TestDb, table: Value, clock: Option<&ManualClock>) -> Client {
+    let mut rocket = rocket::custom(db.figment().merge(("revoke", table)))
+        .attach(Db::init())
+        .attach(Revoke::<Db>::fairing())
+        .mount("/", routes![me, health]);
+    if let Some(clock) = clock {
+        rocket = rocket.manage(RevokeClock(clock.shared()));
+    }
+    Client::tracked(rocket).await.expect("launch")
+}
+
+/// An address of this machine that is not a loopback one, if it has any (the address the
+/// system would send from; a UDP "connect" sends nothing).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("203.0.113.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[rocket::async_test]
+async fn plain_http_jwks_url_to_another_host_fails_the_launch_unless_opted_in() {
+    let db = TestDb::sqlite().await;
+    // Loopback over http needs no opt-in (sidecars, tests).
+    let local = provider(jwks(&["rsa-1"])).await;
+    let client = provider_app(&db, provider_table(&local.url), None).await;
+    let (token, _) = provider_token("rsa_private.pem", "rsa-1", "erin", "s-1");
+    assert_eq!(status(&client, &token).await.0, Status::Ok);
+    drop(client);
+
+    // Another host: refused at launch, naming the key and the opt-in, without a fetch.
+    let ip = non_loopback_ip();
+    let idp = match ip {
+        Some(ip) => Some(provider_on(ip, jwks(&["rsa-1"])).await),
+        None => None,
+    };
+    let url = idp
+        .as_ref()
+        .map_or_else(|| "http://idp.example/certs".to_owned(), |p| p.url.clone());
+    let table = provider_table(&url);
+    let config = rocket_revoke::RevokeConfig::from_figment(
+        &rocket::figment::Figment::new().merge(("revoke", table.clone())),
+    )
+    .expect("valid types");
+    let err = config.verifier().await.expect_err("plain http").to_string();
+    assert!(err.contains("revoke.jwks_url"), "{err}");
+    assert!(err.contains("plain http"), "{err}");
+    assert!(err.contains("jwks_allow_insecure_http = true"), "{err}");
+    let launched = rocket::custom(db.figment().merge(("revoke", table.clone())))
+        .attach(Db::init())
+        .attach(Revoke::<Db>::fairing())
+        .ignite()
+        .await
+        .map_err(|e| e.to_string());
+    assert!(launched.is_err());
+    if let Some(idp) = &idp {
+        assert_eq!(
+            idp.fetches.load(Ordering::SeqCst),
+            0,
+            "refused before any fetch"
+        );
+    }
+
+    // With the opt-in it launches (and the provider's tokens verify).
+    let mut opted_in = table;
+    opted_in["jwks_allow_insecure_http"] = json!(true);
+    match &idp {
+        Some(idp) => {
+            let client = provider_app(&db, opted_in, None).await;
+            assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+            assert_eq!(status(&client, &token).await.0, Status::Ok);
+        }
+        None => {
+            // No other address to serve on: the opt-in at least gets past the check.
+            eprintln!("no non-loopback address: checking the opt-in without a launch");
+            let config = rocket_revoke::RevokeConfig::from_figment(
+                &rocket::figment::Figment::new().merge(("revoke", opted_in)),
+            )
+            .expect("valid types");
+            assert!(config.jwks_allow_insecure_http);
+            revoke_core::Verifier::new(&config.verifier_config()).expect("opted in");
+        }
+    }
+    db.cleanup().await;
+}
+
+/// Waits until sync has caught up with a moved clock, then returns the health.
+async fn health_after_sync(revoker: &Revoker) -> rocket_revoke::Health {
+    let synced = eventually(Duration::from_secs(5), || {
+        let revoker = revoker.clone();
+        async move { revoker.health().staleness_ms.is_some_and(|ms| ms <= 40) }
+    })
+    .await;
+    assert!(
+        synced,
+        "sync caught up: {:?}",
+        revoker.health().staleness_ms
+    );
+    revoker.health()
+}
+
+#[rocket::async_test]
+async fn an_old_jwks_key_set_degrades_health_then_its_tokens_are_refused() {
+    let db = TestDb::sqlite().await;
+    let clock = ManualClock::starting_now();
+    let idp = provider(jwks(&["rsa-1"])).await;
+    let client = provider_app(&db, provider_table(&idp.url), Some(&clock)).await;
+    let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();
+    // Valid for two days on the app's clock.
+    let (token, _) = provider_token_at(
+        "rsa_private.pem",
+        Some("rsa-1"),
+        "erin",
+        "s-1",
+        clock.now_secs(),
+        2 * 86_400,
+    );
+    assert_eq!(status(&client, &token).await.0, Status::Ok);
+    let health = health_after_sync(&revoker).await;
+    assert_eq!(health.status, "ok", "{health:?}");
+    let jwks = health.jwks.expect("jwks");
+    assert_eq!(
+        (jwks.age_secs, jwks.stale, jwks.expired),
+        (Some(0), false, false)
+    );
+
+    // No fetch for over jwks_max_age_secs (the refresher is not due on tokio's clock, as if
+    // it had stalled): degraded, though no fetch failed; tokens still pass.
+    clock.advance_secs(3601);
+    let health = health_after_sync(&revoker).await;
+    let jwks = health.jwks.clone().expect("jwks");
+    assert_eq!(jwks.last_error, None);
+    assert!(jwks.stale && !jwks.expired, "{jwks:?}");
+    assert_eq!(jwks.age_secs, Some(3601));
+    assert_eq!(health.status, "degraded", "{health:?}");
+    let json = serde_json::to_value(&health).expect("json");
+    assert_eq!(json["jwks"]["stale"], true, "{json}");
+    assert_eq!(status(&client, &token).await.0, Status::Ok);
+
+    // Past jwks_max_stale_secs: its tokens are a 401 (never a 500), health says why.
+    clock.advance_secs(86_400 - 3600);
+    let (s, body) = status(&client, &token).await;
+    assert_eq!(s, Status::Unauthorized, "{body}");
+    assert!(body.contains("signing keys are stale"), "{body}");
+    let health = health_after_sync(&revoker).await;
+    assert_eq!(health.status, "degraded");
+    assert!(health.jwks.expect("jwks").expired);
+
+    // One successful fetch restores both.
+    revoker.verifier().refresh_jwks().await.expect("refresh");
+    let health = health_after_sync(&revoker).await;
+    assert_eq!(health.status, "ok", "{health:?}");
+    let jwks = health.jwks.expect("jwks");
+    assert_eq!(
+        (jwks.age_secs, jwks.stale, jwks.expired),
+        (Some(0), false, false)
+    );
+    assert_eq!(status(&client, &token).await.0, Status::Ok);
+
+    drop(client);
+    db.cleanup().await;
+}
+
+/// The fixture keys `rsa-1` and `rsa-2` again and again, as `k0`, `k1`, ... (`n` keys).
+fn jwks_of(n: usize) -> String {
+    let all: Value =
+        serde_json::from_slice(&std::fs::read(keys_dir().join("jwks.json")).expect("jwks"))
+            .expect("json");
+    let fixture = all["keys"].as_array().expect("keys");
+    let keys: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut key = fixture[i % 2].clone();
+            key["kid"] = json!(format!("k{i}"));
+            key
+        })
+        .collect();
+    json!({ "keys": keys }).to_string()
+}
+
+#[rocket::async_test]
+async fn a_token_without_kid_is_refused_against_more_keys_than_the_cap() {
+    let db = TestDb::sqlite().await;
+    let cap = revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+    let idp = provider(jwks_of(cap)).await;
+    let client = provider_app(&db, provider_table(&idp.url), None).await;
+    let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();
+    // Signed by the second fixture key: `k1`, `k3`, ...
+    let (kidless, _) = provider_token_at("rsa2_private.pem", None, "erin", "s-1", now_secs(), 300);
+    let (with_kid, _) = provider_token_at(
+        "rsa2_private.pem",
+        Some("k1"),
+        "erin",
+        "s-2",
+        now_secs(),
+        300,
+    );
+    assert_eq!(
+        status(&client, &kidless).await.0,
+        Status::Ok,
+        "within the cap"
+    );
+
+    *idp.document.lock().expect("lock") = jwks_of(cap + 1);
+    revoker.verifier().refresh_jwks().await.expect("refresh");
+    assert_eq!(revoker.health().jwks.expect("jwks").keys, cap + 1);
+    let (s, body) = status(&client, &kidless).await;
+    assert_eq!(s, Status::Unauthorized, "{body}");
+    assert!(body.contains("token names no signing key (kid)"), "{body}");
+    assert_eq!(
+        status(&client, &with_kid).await.0,
+        Status::Ok,
+        "a kid selects"
+    );
+
+    drop(client);
     db.cleanup().await;
 }
