@@ -142,40 +142,51 @@ async fn oversized_keys_reasons_and_actors_are_refused_by_the_engine(db: &Db) {
             "{what}: {text}"
         );
     };
-    refused("jti", r.revoke_jti(&long, None, None).await.unwrap_err());
+    refused(
+        "jti",
+        r.revoke_jti(&long, None, None).await.expect_err("refused"),
+    );
     refused(
         "subject",
-        r.revoke_subject(&long, None, None).await.unwrap_err(),
+        r.revoke_subject(&long, None, None)
+            .await
+            .expect_err("refused"),
     );
     refused(
         "family",
-        r.revoke_family(&long, None, None).await.unwrap_err(),
+        r.revoke_family(&long, None, None)
+            .await
+            .expect_err("refused"),
     );
     refused(
         "reason",
-        r.revoke_jti("j", Some(&long), None).await.unwrap_err(),
+        r.revoke_jti("j", Some(&long), None)
+            .await
+            .expect_err("refused"),
     );
     refused(
         "actor",
-        r.revoke_jti("j", None, Some(&long)).await.unwrap_err(),
+        r.revoke_jti("j", None, Some(&long))
+            .await
+            .expect_err("refused"),
     );
     refused(
         "global reason",
         r.revoke(RevokeRequest::global_before(0).reason(long.clone()))
             .await
-            .unwrap_err(),
+            .expect_err("refused"),
     );
     refused(
         "restore key",
         r.restore(Scope::Subject, &long, None, None)
             .await
-            .unwrap_err(),
+            .expect_err("refused"),
     );
     refused(
         "restore reason",
         r.restore(Scope::Jti, "j", Some(&long), None)
             .await
-            .unwrap_err(),
+            .expect_err("refused"),
     );
     assert_eq!(rows(&client).await, before, "nothing was written");
 
