@@ -13,6 +13,23 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+/// The longest revocation key, reason or actor the engine writes, in bytes. Keys come from
+/// tokens, which the verifier caps at [`MAX_TOKEN_LEN`](crate::verifier::MAX_TOKEN_LEN), so
+/// no real key is longer; the cap keeps every value a library caller sends to the database
+/// far from the 4 GiB that sqlx 0.7 mis-encodes (RUSTSEC-2024-0363, see deny.toml).
+pub(crate) const MAX_KEY_LEN: usize = crate::verifier::MAX_TOKEN_LEN;
+
+/// Refuses a key, reason or actor longer than [`MAX_KEY_LEN`].
+fn check_len(what: &str, value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) if v.len() > MAX_KEY_LEN => Err(Error::Invalid(format!(
+            "the {what} is {} bytes; at most {MAX_KEY_LEN} are accepted",
+            v.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Engine settings. Every field has a default; see each for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -380,6 +397,9 @@ impl Engine {
                 "a {scope} restore needs a key (a blank one matches no token)"
             )));
         }
+        check_len("key", Some(key))?;
+        check_len("reason", reason)?;
+        check_len("actor", actor)?;
         let event = self.inner.store.restore(scope, key, reason, actor).await?;
         if let Some(e) = &event {
             self.inner
@@ -469,6 +489,9 @@ impl Engine {
                 req.scope
             )));
         }
+        check_len("key", Some(&req.key))?;
+        check_len("reason", req.reason.as_deref())?;
+        check_len("actor", req.actor.as_deref())?;
         if let Some(cutoff) = req.cutoff {
             let latest = now.saturating_add(bounds.leeway_secs);
             if cutoff > latest {

@@ -61,9 +61,10 @@ impl SqliteStore {
             } else {
                 SqliteJournalMode::Wal
             })
-            // NORMAL is durable against a process crash in WAL mode; only an OS crash can
-            // lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before it is acknowledged, OS crash and power loss
+            // included (NORMAL in WAL mode syncs only at checkpoints and can lose the last
+            // commits). `write` sets it again for pools made elsewhere.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             // A private in-memory database exists once per connection: keep exactly one.
@@ -95,6 +96,8 @@ impl SqliteStore {
     /// Runs `f` in one write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
     /// two writers never deadlock upgrading a read lock. The work runs on its own task so a
     /// caller that gives up cannot leave a half-done transaction on a pooled connection.
+    /// Every write (revocation batches, restores, rotations) commits with
+    /// `synchronous=FULL`, whatever the pool was opened with.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -104,6 +107,12 @@ impl SqliteStore {
         let task = tokio::spawn(
             async move {
                 let mut conn = pool.acquire().await?;
+                // A pool from rocket_db_pools or the app may run NORMAL, which can lose an
+                // acknowledged revocation on an OS crash. Per connection, outside any
+                // transaction, and no I/O: it costs one statement (docs/BENCHMARKS.md).
+                sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *conn)
+                    .await?;
                 if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
                     // sqlx 0.7 steps a failed statement once more after reporting its error,
                     // so a BEGIN that timed out on the lock can still open a transaction, and
