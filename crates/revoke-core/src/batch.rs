@@ -13,10 +13,17 @@
 //! With fsync on, a commit costs about a disk flush whatever it holds, and on PostgreSQL the
 //! event lock serializes commits across instances: batching is what lets write throughput grow
 //! with concurrency instead of being capped at one flush per revocation.
+//!
+//! The queue is bounded ([`EngineConfig::write_queue`](crate::EngineConfig::write_queue)): a
+//! revocation that finds it full fails at once with [`Error::Overloaded`], nothing written,
+//! instead of piling up behind a stalled database. A job whose caller went away (its future
+//! dropped: the client disconnected or timed out) before the writer took it into a batch is
+//! skipped: nobody can hear its answer, so nothing is written for it.
 
 use crate::store::{Joiners, Store};
 use crate::sync::Syncer;
 use crate::{Error, Event, Result, Revocation};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -31,22 +38,45 @@ struct Job {
     reply: oneshot::Sender<Result<Option<Event>>>,
 }
 
+impl Job {
+    /// Whether the caller is gone (its future dropped): nobody would hear the answer.
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
 /// The queue in front of an engine's writer task. The task is started on first use, on the
 /// runtime of that caller, and started again if its runtime went away; it ends when the
 /// engine (the last sender) is dropped.
+///
+/// The queue is a bounded `mpsc` channel used with `try_send`: its capacity is exactly the
+/// number of revocations waiting (a job the writer has taken frees its slot), so no second
+/// primitive (a semaphore) has to be kept in step with it, and a full queue is known without
+/// waiting. At most `capacity` revocations wait, plus the one batch being written.
 pub(crate) struct Batcher {
     store: Arc<dyn Store>,
     sync: Arc<Syncer>,
-    queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    capacity: usize,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Jobs skipped because their caller had gone.
+    abandoned: Arc<AtomicU64>,
 }
 
 impl Batcher {
-    pub(crate) fn new(store: Arc<dyn Store>, sync: Arc<Syncer>) -> Self {
+    /// `capacity` must be at least 1 (the engine validates it).
+    pub(crate) fn new(store: Arc<dyn Store>, sync: Arc<Syncer>, capacity: usize) -> Self {
         Self {
             store,
             sync,
+            capacity,
             queue: Mutex::new(None),
+            abandoned: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Revocations skipped since start because their caller had gone.
+    pub(crate) fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Commits `rev` (together with whatever other revocations are waiting), applies it to the
@@ -65,19 +95,31 @@ impl Batcher {
     fn enqueue(&self, job: Job) -> Result<()> {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let job = match queue.as_ref() {
-            Some(tx) => match tx.send(job) {
+            Some(tx) => match tx.try_send(job) {
                 Ok(()) => return Ok(()),
+                // Never wait for room: a caller queued behind a stalled database would hold
+                // its request (and its memory) for as long as the stall lasts.
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(Error::Overloaded {
+                        capacity: self.capacity,
+                    })
+                }
                 // The writer's runtime was shut down: start a new writer on ours.
-                Err(mpsc::error::SendError(job)) => job,
+                Err(mpsc::error::TrySendError::Closed(job)) => job,
             },
             None => job,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.capacity);
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Invalid("revocations need a Tokio runtime".into()))?;
-        handle.spawn(write_loop(rx, self.store.clone(), self.sync.clone()));
-        // A fresh channel with its receiver alive: this send cannot fail.
-        let _ = tx.send(job);
+        handle.spawn(write_loop(
+            rx,
+            self.store.clone(),
+            self.sync.clone(),
+            self.abandoned.clone(),
+        ));
+        // A fresh channel (capacity at least 1) with its receiver alive: this cannot fail.
+        let _ = tx.try_send(job);
         *queue = Some(tx);
         Ok(())
     }
@@ -97,7 +139,15 @@ const MAX_LINGER: Duration = Duration::from_millis(1);
 /// later, and without the wait every other batch would carry only the stragglers (half the
 /// callers per transaction, and transactions are what the event lock serializes). The wait
 /// ends as soon as they are all there; an engine with one caller at a time never waits.
-async fn write_loop(rx: mpsc::UnboundedReceiver<Job>, store: Arc<dyn Store>, sync: Arc<Syncer>) {
+///
+/// Jobs whose caller has gone are dropped as they are taken (here and as joiners), and
+/// counted in `abandoned`.
+async fn write_loop(
+    rx: mpsc::Receiver<Job>,
+    store: Arc<dyn Store>,
+    sync: Arc<Syncer>,
+    abandoned: Arc<AtomicU64>,
+) {
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut expected = 1usize;
@@ -121,10 +171,33 @@ async fn write_loop(rx: mpsc::UnboundedReceiver<Job>, store: Arc<dyn Store>, syn
                 }
             }
         }
+        skip_abandoned(&mut jobs, &abandoned);
+        if jobs.is_empty() {
+            continue;
+        }
         let started = tokio::time::Instant::now();
-        let size = commit(&mut jobs, &rx, store.as_ref(), &sync).await;
+        let size = commit(&mut jobs, &rx, store.as_ref(), &sync, &abandoned).await;
         linger = started.elapsed() >= 2 * MAX_LINGER;
         expected = (size + rx.lock().await.len()).clamp(1, MAX_BATCH);
+    }
+}
+
+/// Drops the jobs whose caller has gone. A caller that goes after this point (while its batch
+/// is written) still has its revocation committed: it was already part of the transaction.
+fn skip_abandoned(jobs: &mut Vec<Job>, abandoned: &AtomicU64) {
+    let before = jobs.len();
+    jobs.retain(|j| !j.abandoned());
+    note_abandoned(abandoned, (before - jobs.len()) as u64);
+}
+
+/// Counts (and logs) `skipped` jobs whose caller had gone.
+fn note_abandoned(abandoned: &AtomicU64, skipped: u64) {
+    if skipped > 0 {
+        abandoned.fetch_add(skipped, Ordering::Relaxed);
+        tracing::debug!(
+            skipped,
+            "revocations skipped: their callers went away before they were written"
+        );
     }
 }
 
@@ -132,16 +205,15 @@ async fn write_loop(rx: mpsc::UnboundedReceiver<Job>, store: Arc<dyn Store>, syn
 /// its size.
 async fn commit(
     jobs: &mut Vec<Job>,
-    rx: &Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    rx: &Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     store: &dyn Store,
     sync: &Syncer,
+    abandoned: &Arc<AtomicU64>,
 ) -> usize {
-    // Callers that gave up are still committed, as a single revocation would have been: a
-    // revocation that was asked for is never silently dropped.
     let revs: Vec<Revocation> = jobs.iter().map(|j| j.rev.clone()).collect();
     let joined = Arc::new(Mutex::new(Vec::new()));
     let joiners: Joiners = {
-        let (rx, joined) = (rx.clone(), joined.clone());
+        let (rx, joined, abandoned) = (rx.clone(), joined.clone(), abandoned.clone());
         let mut room = MAX_BATCH - jobs.len();
         Box::new(move || {
             let mut revs = Vec::new();
@@ -150,12 +222,18 @@ async fn commit(
                 return revs;
             };
             let mut joined = joined.lock().unwrap_or_else(|p| p.into_inner());
+            let mut skipped = 0u64;
             while room > 0 {
                 let Ok(job) = queue.try_recv() else { break };
+                if job.abandoned() {
+                    skipped += 1;
+                    continue;
+                }
                 revs.push(job.rev.clone());
                 joined.push(job);
                 room -= 1;
             }
+            note_abandoned(&abandoned, skipped);
             revs
         })
     };
@@ -201,6 +279,9 @@ pub(crate) fn share(e: &Error) -> Error {
         Error::Database(e) => Error::Database(share_sqlx(e)),
         Error::Migrate(e) => Error::Invalid(e.to_string()),
         Error::Corrupt(s) => Error::Corrupt(s.clone()),
+        Error::Overloaded { capacity } => Error::Overloaded {
+            capacity: *capacity,
+        },
         Error::Invalid(s) => Error::Invalid(s.clone()),
         Error::Sign(e) => Error::Sign(e.kind().clone().into()),
     }

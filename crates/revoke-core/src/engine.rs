@@ -63,7 +63,19 @@ pub struct EngineConfig {
     /// sync task every `prune_interval_secs`, one instance at a time.
     /// _Default:_ `true`.
     pub prune_database: bool,
+    /// How many revocations may wait for the writer (group commit) on top of the batch being
+    /// written; one more fails at once with [`Error::Overloaded`], nothing written. It
+    /// bounds the memory and the requests a stalled database can pile up. Between 1 and
+    /// [`MAX_WRITE_QUEUE`].
+    ///
+    /// _Default:_ `4096`: 16 full batches of 256, far above the concurrency a healthy
+    /// database sees (a batch takes every waiting revocation), so only a stall fills it.
+    pub write_queue: usize,
 }
+
+/// Largest [`EngineConfig::write_queue`]: 256 full batches ahead of the last caller, already
+/// seconds of waiting at a few milliseconds per commit.
+pub const MAX_WRITE_QUEUE: usize = 65_536;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -77,11 +89,23 @@ impl Default for EngineConfig {
             retention_secs: bounds.retention_secs,
             publish_bounds: true,
             prune_database: true,
+            write_queue: 4096,
         }
     }
 }
 
 impl EngineConfig {
+    /// Checks the settings that are not bounds (see [`Bounds::validate`] for those).
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_WRITE_QUEUE).contains(&self.write_queue) {
+            return Err(Error::Invalid(format!(
+                "`write_queue` must be between 1 and {MAX_WRITE_QUEUE} (got {})",
+                self.write_queue
+            )));
+        }
+        Ok(())
+    }
+
     /// The lifetime bounds these settings declare.
     pub fn bounds(&self) -> Bounds {
         Bounds {
@@ -235,6 +259,7 @@ impl Engine {
     /// from the store's [`Clock`](crate::Clock). Sync is not running until
     /// [`Engine::start_sync`].
     pub async fn new(store: Arc<dyn Store>, config: EngineConfig) -> Result<Self> {
+        config.validate()?;
         let mine = config.bounds();
         mine.validate()?;
         let bounds = if config.publish_bounds {
@@ -254,7 +279,7 @@ impl Engine {
         let set = Arc::new(RevocationSet::new());
         let sync = Arc::new(Syncer::new(store.clone(), set.clone()));
         sync.reload().await?;
-        let batcher = Batcher::new(store.clone(), sync.clone());
+        let batcher = Batcher::new(store.clone(), sync.clone(), config.write_queue);
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -314,6 +339,13 @@ impl Engine {
         }
     }
 
+    /// Revocations never written because their caller went away (dropped the future of
+    /// [`Engine::revoke`]: a client that disconnected or timed out) before the writer took
+    /// them into a batch, since start.
+    pub fn abandoned_revocations(&self) -> u64 {
+        self.inner.batcher.abandoned()
+    }
+
     /// Which scope revokes this token, if any. Never does I/O and never waits on a writer.
     #[inline]
     pub fn check(&self, token: &TokenRef<'_>) -> Option<Scope> {
@@ -365,6 +397,11 @@ impl Engine {
     /// set; if the batch's transaction fails, every caller in it gets the error and none of it
     /// is written. Repeated revocations of one key in a batch behave as if made one after the
     /// other (a cut-off or expiry never moves backwards).
+    ///
+    /// At most [`EngineConfig::write_queue`] revocations wait for the writer: beyond that
+    /// this fails at once with [`Error::Overloaded`] and writes nothing. A call whose future
+    /// is dropped before its batch is taken writes nothing either (nobody hears the answer);
+    /// once its batch is being written, it is committed.
     pub async fn revoke(&self, req: RevokeRequest) -> Result<Option<Event>> {
         let rev = self.resolve(req, self.now_secs()).await?;
         self.inner.batcher.revoke(rev).await

@@ -64,7 +64,7 @@ pub mod verifier;
 
 pub use claims::{Audience, Claims, NoExtra};
 pub use clock::{system_clock, Clock, ManualClock, SharedClock, SystemClock};
-pub use engine::{Engine, EngineConfig, RevokeRequest};
+pub use engine::{Engine, EngineConfig, RevokeRequest, MAX_WRITE_QUEUE};
 pub use error::{Error, Result};
 pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
 pub use jwks::{JwksRefresher, JwksStatus};

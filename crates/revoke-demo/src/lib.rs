@@ -117,7 +117,22 @@ pub fn app(rocket: Rocket<Build>) -> Rocket<Build> {
         .register("/", catchers![default_catcher])
 }
 
-type JsonError = Custom<Json<Value>>;
+/// An error answer: a status and `{"error","error_description"}`, with `Retry-After` when
+/// the same request may succeed a moment later.
+struct JsonError {
+    body: Custom<Json<Value>>,
+    retry_after: Option<u32>,
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for JsonError {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        let mut res = self.body.respond_to(req)?;
+        if let Some(secs) = self.retry_after {
+            res.set_raw_header("Retry-After", secs.to_string());
+        }
+        Ok(res)
+    }
+}
 
 /// A token response (or its error): never cached (RFC 6749 §5.1).
 struct NoStore<R>(R);
@@ -145,19 +160,31 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 fn error(status: Status, error: &str, description: &str) -> JsonError {
-    Custom(
-        status,
-        Json(json!({ "error": error, "error_description": description })),
-    )
+    JsonError {
+        body: Custom(
+            status,
+            Json(json!({ "error": error, "error_description": description })),
+        ),
+        retry_after: None,
+    }
 }
 
 fn server_error(e: &Error) -> JsonError {
     rocket::error!("revoke-demo: {}", e);
-    error(
-        Status::ServiceUnavailable,
-        "temporarily_unavailable",
-        "the token store is unavailable; retry",
-    )
+    let description = match e {
+        Error::Engine(revoke_core::Error::Overloaded { .. }) => {
+            "too many revocations are waiting to be written; retry in a moment"
+        }
+        _ => "the token store is unavailable; retry",
+    };
+    JsonError {
+        retry_after: e.retry_after(),
+        ..error(
+            Status::ServiceUnavailable,
+            "temporarily_unavailable",
+            description,
+        )
+    }
 }
 
 #[derive(Deserialize)]

@@ -232,6 +232,18 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `604800` (7 days).
     pub retention_secs: i64,
+    /// How many revocations may wait to be written (group commit: one transaction takes
+    /// every waiting revocation, up to 256). When that many are waiting, one more is refused
+    /// at once with `503 Service Unavailable`, `Retry-After` and
+    /// `{"error":"temporarily_unavailable",...}`, and nothing is written: a stalled database
+    /// cannot pile up requests and memory without end. A revocation whose request went away
+    /// (client gone, timeout) before its turn is not written.
+    ///
+    /// Between 1 and 65536.
+    ///
+    /// _Default:_ `4096` (16 full transactions ahead): far beyond what a healthy database
+    /// lets queue up, since every transaction takes all that waits, so only a stall fills it.
+    pub write_queue: usize,
     /// The client id that may call the RFC 7662 introspection route (HTTP Basic).
     /// Without `client_id` and `client_secret` introspection answers 401 to everyone.
     ///
@@ -321,6 +333,7 @@ impl Default for RevokeConfig {
             max_token_ttl_secs: engine.max_token_ttl_secs,
             clock_skew_secs: engine.clock_skew_secs,
             retention_secs: engine.retention_secs,
+            write_queue: engine.write_queue,
             client_id: None,
             client_secret: None,
             last_seen_interval_ms: 1000,
@@ -372,6 +385,7 @@ impl fmt::Debug for RevokeConfig {
             .field("max_token_ttl_secs", &self.max_token_ttl_secs)
             .field("clock_skew_secs", &self.clock_skew_secs)
             .field("retention_secs", &self.retention_secs)
+            .field("write_queue", &self.write_queue)
             .field("client_id", &self.client_id)
             .field("client_secret", &redact(&self.client_secret))
             .field("last_seen_interval_ms", &self.last_seen_interval_ms)
@@ -525,6 +539,12 @@ impl RevokeConfig {
                 "must be between 1 and 1048576 (each waiting sighting holds a token's claims)",
             );
         }
+        if self.write_queue == 0 || self.write_queue > revoke_core::MAX_WRITE_QUEUE {
+            return invalid(
+                "write_queue",
+                "must be between 1 and 65536 (each waiting revocation holds a request)",
+            );
+        }
         if self.verified_cache > MAX_VERIFIED_CACHE {
             return invalid(
                 "verified_cache",
@@ -611,6 +631,7 @@ impl RevokeConfig {
             // An app records its bounds and prunes its own database.
             publish_bounds: true,
             prune_database: true,
+            write_queue: self.write_queue,
         }
     }
 

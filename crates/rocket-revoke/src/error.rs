@@ -199,3 +199,18 @@ pub enum Error {
     #[error("{}", STALE)]
     Stale,
 }
+
+impl Error {
+    /// For a server-side condition that passes on its own, the seconds a client should wait
+    /// before sending the same request again: the write queue is full
+    /// ([`revoke_core::Error::Overloaded`], see `write_queue`) or the set is stale
+    /// ([`Error::Stale`]). Answer such an error `503 Service Unavailable` with this as
+    /// `Retry-After` and `{"error":"temporarily_unavailable",...}`. `None` for every other
+    /// error.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Error::Engine(revoke_core::Error::Overloaded { .. }) | Error::Stale => Some(1),
+            _ => None,
+        }
+    }
+}

@@ -52,6 +52,8 @@ fn sizes_are_bounded_and_the_error_names_the_key() {
         ("verified_cache", json!(65_537), json!(65_536)),
         ("last_seen_capacity", json!(1_048_577), json!(1_048_576)),
         ("last_seen_capacity", json!(0), json!(1)),
+        ("write_queue", json!(65_537), json!(65_536)),
+        ("write_queue", json!(0), json!(1)),
         ("leeway", json!(3_601), json!(3_600)),
         ("clock_skew_secs", json!(3_601), json!(0)),
         (
@@ -70,4 +72,21 @@ fn sizes_are_bounded_and_the_error_names_the_key() {
         table[key] = good.clone();
         assert!(config(table).is_ok(), "{key} = {good}");
     }
+}
+
+/// A full write queue and a stale set pass on their own: both say when to retry; other
+/// errors do not.
+#[test]
+fn overloaded_and_stale_say_when_to_retry() {
+    use rocket_revoke::Error;
+    let overloaded = Error::Engine(revoke_core::Error::Overloaded { capacity: 4096 });
+    assert_eq!(overloaded.retry_after(), Some(1));
+    assert!(
+        overloaded.to_string().contains("write_queue"),
+        "{overloaded}"
+    );
+    assert_eq!(Error::Stale.retry_after(), Some(1));
+    assert_eq!(Error::NoIssuer.retry_after(), None);
+    let invalid = Error::Engine(revoke_core::Error::Invalid("blank key".into()));
+    assert_eq!(invalid.retry_after(), None);
 }
