@@ -36,7 +36,7 @@
 //! # How long a key set is trusted
 //!
 //! Its age is measured from the last successful fetch, on the verifier's
-//! [`SharedClock`](crate::SharedClock) (scheduling itself runs on tokio's monotonic timer).
+//! [`SharedClock`] (scheduling itself runs on tokio's monotonic timer).
 //! Past `jwks_max_age_secs` (default 3600) [`JwksStatus::stale`] is set, for a health
 //! endpoint to report `degraded`; past `jwks_max_stale_secs` (default 86400)
 //! [`JwksStatus::expired`] is set and its keys verify nothing: a token signed by one of them
