@@ -6,8 +6,10 @@ use rocket::figment::Figment;
 use rocket::serde::json::json;
 use rocket_revoke::{AuthError, ConfigError, RevokeConfig};
 
+/// In the debug profile: the tables here use a 1-byte secret, which only debug accepts.
 fn config(revoke: rocket::serde::json::Value) -> Result<RevokeConfig, ConfigError> {
-    RevokeConfig::from_figment(&Figment::new().merge(("revoke", revoke)))
+    let figment = Figment::new().merge(("revoke", revoke));
+    RevokeConfig::from_figment(&figment.select(rocket::Config::DEBUG_PROFILE))
 }
 
 #[test]
