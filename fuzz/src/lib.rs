@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use revoke_core::{Claims, NoExtra, Revocation, RevocationSet, Scope, Verifier, VerifierConfig};
+use rocket_revoke_core::{Claims, NoExtra, Revocation, RevocationSet, Scope, Verifier, VerifierConfig};
 
 /// The HMAC secret of the fuzzed verifier; tokens built by [`sign_hs256`] use it.
 pub const SECRET: &str = "fuzz-secret-0123456789abcdef0123456789";
@@ -25,7 +25,7 @@ pub const REVOKED_UUID: &str = "6f1c2a9e-8d4b-4e7a-9c3f-2b1d0e5a7c64";
 
 fn key(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/revoke-core/tests/keys")
+        .join("../crates/rocket-revoke-core/tests/keys")
         .join(name)
 }
 

@@ -7,14 +7,14 @@
 mod common;
 
 use common::Db;
-use revoke_core::verifier::MAX_TOKEN_LEN;
-use revoke_core::{RevokeRequest, Scope};
+use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::{RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::json;
 use rocket_revoke::Revoker;
 
-/// The longest revocation key, reason or actor the engine writes (revoke-core's
+/// The longest revocation key, reason or actor the engine writes (rocket-revoke-core's
 /// `MAX_KEY_LEN`, which is the verifier's token cap).
 const MAX_KEY_LEN: usize = MAX_TOKEN_LEN;
 
@@ -133,7 +133,7 @@ async fn oversized_keys_reasons_and_actors_are_refused_by_the_engine(db: &Db) {
         assert!(
             matches!(
                 e,
-                rocket_revoke::Error::Engine(revoke_core::Error::Invalid(_))
+                rocket_revoke::Error::Engine(rocket_revoke_core::Error::Invalid(_))
             ),
             "{what}: {text}"
         );

@@ -20,8 +20,8 @@ use base64::Engine as _;
 use common::Db;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::{Engine, ManualClock, NoExtra, RevokeRequest, Scope};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{Engine, ManualClock, NoExtra, RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
@@ -85,7 +85,7 @@ async fn ctl_engine(db: &Db, clock: &ManualClock) -> Engine {
                 .with_clock(clock.shared()),
         )
     };
-    revokectl::open_engine(store, revoke_core::EngineConfig::default())
+    revokectl::open_engine(store, rocket_revoke_core::EngineConfig::default())
         .await
         .expect("revokectl's engine")
 }
@@ -277,7 +277,7 @@ impl World {
     }
 
     fn now(&self) -> i64 {
-        revoke_core::Clock::now_secs(&self.clock)
+        rocket_revoke_core::Clock::now_secs(&self.clock)
     }
 
     fn pick(&self, pick: usize, refresh: Option<bool>) -> Option<usize> {

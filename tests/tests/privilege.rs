@@ -5,7 +5,7 @@
 mod common;
 
 use common::{demo_binary, Db};
-use revoke_core::store::{PgStore, Store};
+use rocket_revoke_core::store::{PgStore, Store};
 use revoke_tests::{free_port, login, me_status, workspace_root, Demo};
 
 /// The documented grants (see the header of the first PostgreSQL migration).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::Db;
 use jsonwebtoken::{encode, EncodingKey, Header as JwtHeader};
-use revoke_core::{Clock, ManualClock, RevokeRequest, Scope};
+use rocket_revoke_core::{Clock, ManualClock, RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
@@ -226,7 +226,7 @@ async fn refresh_on_an_instance_that_has_not_synced_is_refused(db: &Db) {
     // Nothing was spent: the registry still has the token unspent.
     let jti = revoker(&a)
         .verifier()
-        .verify_at::<revoke_core::NoExtra>(&refresh_token, clock.now_secs())
+        .verify_at::<rocket_revoke_core::NoExtra>(&refresh_token, clock.now_secs())
         .expect("verifies")
         .jti
         .expect("jti");
@@ -241,7 +241,7 @@ async fn refresh_on_an_instance_that_has_not_synced_is_refused(db: &Db) {
     let (_, refresh2) = login(&a, "carol").await;
     let claims = revoker(&a)
         .verifier()
-        .verify_at::<revoke_core::NoExtra>(&refresh2, clock.now_secs())
+        .verify_at::<rocket_revoke_core::NoExtra>(&refresh2, clock.now_secs())
         .expect("verifies");
     revoker(&a)
         .revoke_family(claims.fid.as_deref().expect("fid"), None, None)
@@ -372,7 +372,7 @@ async fn uuid_jtis_match_the_same_way_in_the_guard_and_the_database(db: &Db) {
     let r = revoker(&client);
     let jti = r
         .verifier()
-        .verify_at::<revoke_core::NoExtra>(&access, clock.now_secs())
+        .verify_at::<rocket_revoke_core::NoExtra>(&access, clock.now_secs())
         .expect("verifies")
         .jti
         .expect("jti");

@@ -216,8 +216,8 @@ async fn logs_never_contain_tokens_or_secrets() {
 /// configurations end up in logs (`?config`), pairs in panics and test output.
 #[tokio::test]
 async fn debug_output_never_contains_secrets_or_tokens() {
-    use revoke_core::store::{SqliteStore, Store};
-    use revoke_core::{Engine, EngineConfig, Issuer, IssuerConfig, VerifierConfig};
+    use rocket_revoke_core::store::{SqliteStore, Store};
+    use rocket_revoke_core::{Engine, EngineConfig, Issuer, IssuerConfig, VerifierConfig};
     use std::sync::Arc;
 
     let secret = "debug-secret-0123456789abcdef0123456789";

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use revoke_core::store::{ListQuery, PgStore, SqliteStore, Store};
+use rocket_revoke_core::store::{ListQuery, PgStore, SqliteStore, Store};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -740,7 +740,7 @@ async fn seed_registry_sqlite(pool: &sqlx::SqlitePool, n: u64) -> Result<()> {
 /// First page (100 rows, as revokectl) of searches, 5 runs each after one warm-up; returns
 /// `(what, median ms)`.
 async fn time_search(store: &dyn Store) -> Result<Vec<(String, f64)>> {
-    let now = revoke_core::now_secs();
+    let now = rocket_revoke_core::now_secs();
     let queries: Vec<(&str, ListQuery)> = vec![
         (
             "no filter (newest first)",

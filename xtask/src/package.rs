@@ -16,7 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 /// The crates that are published.
-const PUBLISHED: [&str; 3] = ["revoke-core", "rocket-revoke", "revokectl"];
+const PUBLISHED: [&str; 3] = ["rocket-revoke-core", "rocket-revoke", "revokectl"];
 
 /// Runs the three checks.
 pub fn main() -> Result<()> {
@@ -28,7 +28,7 @@ pub fn main() -> Result<()> {
             "--locked",
             "--allow-dirty",
             "-p",
-            "revoke-core",
+            "rocket-revoke-core",
             "-p",
             "rocket-revoke",
             "-p",

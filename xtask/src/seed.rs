@@ -5,8 +5,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::{now_secs, Revocation, Scope};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{now_secs, Revocation, Scope};
 use std::time::Instant;
 
 /// Arguments of `seed`.

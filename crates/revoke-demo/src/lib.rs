@@ -172,7 +172,7 @@ fn error(status: Status, error: &str, description: &str) -> JsonError {
 fn server_error(e: &Error) -> JsonError {
     rocket::error!("revoke-demo: {}", e);
     let description = match e {
-        Error::Engine(revoke_core::Error::Overloaded { .. }) => {
+        Error::Engine(rocket_revoke_core::Error::Overloaded { .. }) => {
             "too many revocations are waiting to be written; retry in a moment"
         }
         _ => "the token store is unavailable; retry",
@@ -228,7 +228,7 @@ async fn refresh(
 ) -> NoStore<Result<Json<Value>, JsonError>> {
     NoStore(match revoker.refresh(body.refresh_token).await {
         Ok(pair) => Ok(Json(json!(pair))),
-        Err(Error::Refresh(revoke_core::RefreshError::Store(e))) => {
+        Err(Error::Refresh(rocket_revoke_core::RefreshError::Store(e))) => {
             Err(server_error(&Error::Engine(e)))
         }
         Err(Error::Refresh(e)) => Err(error(Status::Unauthorized, "invalid_grant", &e.to_string())),

@@ -21,7 +21,7 @@ const REALM: &str = "revoke-demo";
 const SECRET: &str = "attack-test-secret-0123456789abcdef0123";
 
 fn keys_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../revoke-core/tests/keys")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rocket-revoke-core/tests/keys")
 }
 
 fn figment(db: &TestDb) -> Figment {

@@ -393,7 +393,7 @@ async fn postgres_max_staleness_fails_closed_then_recovers() {
 // This once failed a few runs in ten: sqlx 0.7 re-ran a timed-out `BEGIN IMMEDIATE` after
 // reporting its error, and when the lock freed just then a pooled connection kept a write
 // transaction open for good. The store now discards such a connection; the deterministic
-// reproduction is revoke-core's `sqlite_write_recovers_when_the_lock_is_released_...`.
+// reproduction is rocket-revoke-core's `sqlite_write_recovers_when_the_lock_is_released_...`.
 #[rocket::async_test]
 async fn sqlite_locked_database_refuses_writes_and_recovers() {
     use sqlx::{Connection, Executor};

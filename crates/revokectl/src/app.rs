@@ -9,8 +9,8 @@ use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect};
-use revoke_core::store::{ListQuery, Stats, TokenInfo, TokenStatus};
-use revoke_core::{Event as LogEvent, RevokeRequest, Scope, SyncStatus};
+use rocket_revoke_core::store::{ListQuery, Stats, TokenInfo, TokenStatus};
+use rocket_revoke_core::{Event as LogEvent, RevokeRequest, Scope, SyncStatus};
 use std::time::{Duration, Instant};
 
 /// Rows per page fetched from the database.

@@ -2,8 +2,8 @@
 
 use crate::timefmt;
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use revoke_core::store::{EventQuery, ListQuery, TokenInfo, TokenStatus};
-use revoke_core::{Engine, Event, RevokeRequest, Scope, TokenRef};
+use rocket_revoke_core::store::{EventQuery, ListQuery, TokenInfo, TokenStatus};
+use rocket_revoke_core::{Engine, Event, RevokeRequest, Scope, TokenRef};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -262,12 +262,12 @@ impl Failure {
     }
 }
 
-impl From<revoke_core::Error> for Failure {
+impl From<rocket_revoke_core::Error> for Failure {
     /// The engine refusing a request (blank key, cut-off in the future) is bad input: exit
     /// code 2. Anything else is a failed operation.
-    fn from(e: revoke_core::Error) -> Self {
+    fn from(e: rocket_revoke_core::Error) -> Self {
         match e {
-            revoke_core::Error::Invalid(m) => Failure::usage(format!("refused: {m}")),
+            rocket_revoke_core::Error::Invalid(m) => Failure::usage(format!("refused: {m}")),
             e => Failure::op(e.to_string()),
         }
     }
@@ -316,7 +316,7 @@ fn print_tokens(rows: &[TokenInfo], now: i64) {
 
 /// Runs a subcommand other than `migrate` against a loaded engine.
 pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Result<(), Failure> {
-    let now = revoke_core::now_secs();
+    let now = rocket_revoke_core::now_secs();
     let store = engine.store();
     match cmd {
         Command::List(args) => {
@@ -586,7 +586,7 @@ fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
         format!("{} {}", e.scope, e.key)
     };
     match e.expires_at {
-        Some(until) if e.kind == revoke_core::EventKind::Revoke => revokectl::say!(
+        Some(until) if e.kind == rocket_revoke_core::EventKind::Revoke => revokectl::say!(
             "{verb} {what} (event #{}), in force until {}",
             e.id,
             timefmt::rfc3339(until)
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn refusals_by_the_engine_are_usage_errors() {
-        let f = Failure::from(revoke_core::Error::Invalid(
+        let f = Failure::from(rocket_revoke_core::Error::Invalid(
             "the cut-off is in the future".into(),
         ));
         assert!(f.usage);
@@ -685,7 +685,7 @@ mod tests {
             "{}",
             f.message
         );
-        let f = Failure::from(revoke_core::Error::Corrupt("bad row".into()));
+        let f = Failure::from(rocket_revoke_core::Error::Corrupt("bad row".into()));
         assert!(!f.usage);
     }
 }

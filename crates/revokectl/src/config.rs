@@ -1,12 +1,12 @@
 //! Where the database is: `--database-url`, or the `revoke` database of Rocket.toml (with
 //! `ROCKET_DATABASES` / `ROCKET_CONFIG` / `ROCKET_PROFILE` honoured as Rocket does), and
-//! opening it through revoke-core; and the lifetime bounds of the same file's `[revoke]`
+//! opening it through rocket-revoke-core; and the lifetime bounds of the same file's `[revoke]`
 //! table, the fallback when no app has recorded any in the database.
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::EngineConfig;
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::EngineConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -155,7 +155,7 @@ pub fn target(url: &str) -> Result<Target, ConfigError> {
 pub fn redact(url: &str) -> String {
     // The userinfo password masked (also when there is no userinfo at all), and the query
     // left out: `?password=` is as secret as a userinfo, and the rest is noise here.
-    let masked = revoke_core::redact_url(url);
+    let masked = rocket_revoke_core::redact_url(url);
     match masked.split_once('?') {
         Some((head, _)) => head.to_owned(),
         None => masked,
@@ -204,7 +204,7 @@ pub async fn open(url: &str, create: bool) -> Result<Arc<dyn Store>, ConfigError
 }
 
 /// Turns an error from the first query into a start-up error with a hint.
-pub fn not_ready(url: &str, e: &revoke_core::Error) -> ConfigError {
+pub fn not_ready(url: &str, e: &rocket_revoke_core::Error) -> ConfigError {
     let msg = e.to_string();
     let hint = if msg.contains("no such table") || msg.contains("does not exist") {
         " (is the schema migrated? run `revokectl migrate`)"

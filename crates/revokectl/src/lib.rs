@@ -17,8 +17,8 @@ pub mod ui;
 
 pub use config::{engine_config, ConfigError};
 
-use revoke_core::store::Store;
-use revoke_core::{Engine, EngineConfig};
+use rocket_revoke_core::store::Store;
+use rocket_revoke_core::{Engine, EngineConfig};
 use std::sync::Arc;
 
 /// Builds revokectl's engine on `store` (migrated): with
@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub async fn open_engine(
     store: Arc<dyn Store>,
     fallback: EngineConfig,
-) -> revoke_core::Result<Engine> {
+) -> rocket_revoke_core::Result<Engine> {
     let config = EngineConfig {
         publish_bounds: false,
         prune_database: false,
@@ -44,7 +44,7 @@ pub async fn open_engine(
 
 /// Whether an app has recorded lifetime bounds in the engine's database (else the engine
 /// runs on its fallback bounds).
-pub async fn bounds_recorded(engine: &Engine) -> revoke_core::Result<bool> {
+pub async fn bounds_recorded(engine: &Engine) -> rocket_revoke_core::Result<bool> {
     Ok(engine.store().settings().await?.is_some())
 }
 
@@ -54,8 +54,8 @@ mod tests;
 #[cfg(test)]
 mod engine_tests {
     use super::*;
-    use revoke_core::store::SqliteStore;
-    use revoke_core::{Bounds, RevokeRequest};
+    use rocket_revoke_core::store::SqliteStore;
+    use rocket_revoke_core::{Bounds, RevokeRequest};
 
     async fn store() -> Arc<dyn Store> {
         let store = SqliteStore::connect("sqlite::memory:")

@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use ratatui::Frame;
-use revoke_core::Scope;
+use rocket_revoke_core::Scope;
 
 /// What an open popup is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::Rect;
 use ratatui::Terminal;
-use revoke_core::store::{RevocationInfo, Stats, TokenInfo, TokenRecord, TokenStatus};
-use revoke_core::{Event as LogEvent, EventKind, Scope, SyncStatus, TokenKind};
+use rocket_revoke_core::store::{RevocationInfo, Stats, TokenInfo, TokenRecord, TokenStatus};
+use rocket_revoke_core::{Event as LogEvent, EventKind, Scope, SyncStatus, TokenKind};
 use std::time::{Duration, Instant};
 
 /// Fixed wall clock of the fixtures: 2027-01-15 08:00:00 UTC.

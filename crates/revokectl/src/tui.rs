@@ -11,7 +11,7 @@ use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::Terminal;
-use revoke_core::{now_secs, Engine};
+use rocket_revoke_core::{now_secs, Engine};
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};

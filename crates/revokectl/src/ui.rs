@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
-use revoke_core::store::{TokenInfo, TokenStatus};
+use rocket_revoke_core::store::{TokenInfo, TokenStatus};
 
 const BAR: Style = Style::new().fg(Color::Black).bg(Color::Cyan);
 
@@ -381,9 +381,9 @@ fn render_events(app: &App, f: &mut Frame, area: Rect, hits: &mut Hitmap) {
         .take(h)
         .map(|(i, e)| {
             let kind_style = match e.kind {
-                revoke_core::EventKind::Revoke => Style::new().fg(Color::Red),
-                revoke_core::EventKind::Restore => Style::new().fg(Color::Green),
-                revoke_core::EventKind::ReuseDetected => Style::new().fg(Color::Magenta).bold(),
+                rocket_revoke_core::EventKind::Revoke => Style::new().fg(Color::Red),
+                rocket_revoke_core::EventKind::Restore => Style::new().fg(Color::Green),
+                rocket_revoke_core::EventKind::ReuseDetected => Style::new().fg(Color::Magenta).bold(),
             };
             let key = if e.key.is_empty() {
                 "*"

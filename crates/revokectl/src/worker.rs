@@ -4,8 +4,8 @@
 
 use crate::app::{Action, Details, Request, EVENT_PAGE};
 use ratatui::crossterm::event::Event;
-use revoke_core::store::ListQuery;
-use revoke_core::{now_secs, Engine};
+use rocket_revoke_core::store::ListQuery;
+use rocket_revoke_core::{now_secs, Engine};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -140,7 +140,7 @@ pub async fn handle(engine: &Engine, req: Request) -> Action {
             Err(e) => Action::Failed(format!("reading the event log failed: {e}")),
         },
         Request::Revoke(req) => {
-            let what = if req.scope == revoke_core::Scope::Global {
+            let what = if req.scope == rocket_revoke_core::Scope::Global {
                 "every token issued before the cut-off".to_owned()
             } else {
                 format!("{} {}", req.scope, req.key)

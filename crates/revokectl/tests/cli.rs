@@ -1,8 +1,8 @@
 //! The scripting CLI, run as the built binary against SQLite (a temp file) and PostgreSQL
 //! (a private schema at `REVOKE_TEST_PG_URL`; under `CI` a missing server fails).
 
-use revoke_core::store::{EventQuery, PgStore, SqliteStore, Store, TokenRecord};
-use revoke_core::{now_secs, Bounds, Event, TokenKind};
+use rocket_revoke_core::store::{EventQuery, PgStore, SqliteStore, Store, TokenRecord};
+use rocket_revoke_core::{now_secs, Bounds, Event, TokenKind};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -200,7 +200,7 @@ fn scenario(url: &str) {
     assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
 
     // Global cut-off by RFC 3339 time, then lifted.
-    let cutoff = revoke_core_time(now_secs() - 150);
+    let cutoff = rocket_revoke_core_time(now_secs() - 150);
     ok_json(
         url,
         &[
@@ -240,7 +240,7 @@ fn scenario(url: &str) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("alice"));
 }
 
-fn revoke_core_time(secs: i64) -> String {
+fn rocket_revoke_core_time(secs: i64) -> String {
     // Formats as RFC 3339 the long way, so the test does not share code with the binary.
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -542,14 +542,14 @@ fn stdout(out: &Output) -> String {
 fn revoke_before_a_future_time_is_a_usage_error_and_writes_nothing(db: &Db) {
     let url = db.url.clone();
     let tomorrow = now_secs() + 86_400;
-    for when in [revoke_core_time(tomorrow), tomorrow.to_string()] {
+    for when in [rocket_revoke_core_time(tomorrow), tomorrow.to_string()] {
         let out = run(&url, &["revoke", "--before", &when, "--reason", "oops"]);
         let err = stderr(&out);
         assert_eq!(code(&out), 2, "{when}: {err}");
         assert!(err.starts_with("revokectl: "), "{err}");
         assert!(err.contains("in the future"), "{err}");
         assert!(
-            err.contains(&revoke_core_time(tomorrow)),
+            err.contains(&rocket_revoke_core_time(tomorrow)),
             "names the cut-off: {err}"
         );
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
@@ -579,12 +579,12 @@ fn a_millisecond_cutoff_is_recognised_and_reported(db: &Db) {
     assert!(out.status.success(), "{err}");
     let expected = format!(
         "revokectl: read {ms} as milliseconds: {}",
-        revoke_core_time(cutoff)
+        rocket_revoke_core_time(cutoff)
     );
     assert!(err.contains(&expected), "wanted {expected:?} in {err:?}");
     let ev: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(ev["scope"], "global");
-    assert_eq!(ev["cutoff"], revoke_core_time(cutoff));
+    assert_eq!(ev["cutoff"], rocket_revoke_core_time(cutoff));
     let events = all_events(&url);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].cutoff, Some(cutoff), "rounded down to the second");
@@ -768,7 +768,7 @@ fn events_filters_by_key_scope_actor_since_and_limit(db: &Db) {
     assert_eq!(count(&["--scope", "family"]), 0);
     assert_eq!(count(&[]), 5);
     assert_eq!(count(&["--limit", "2"]), 2);
-    assert_eq!(count(&["--since", &revoke_core_time(before - 60)]), 5);
+    assert_eq!(count(&["--since", &rocket_revoke_core_time(before - 60)]), 5);
     assert_eq!(count(&["--since", &(now_secs() + 3_600).to_string()]), 0);
 
     // Text: one line per event under a header, with kind, scope, key, actor and reason.
@@ -829,8 +829,8 @@ fn a_subject_revocation_is_sized_by_the_bounds_recorded_in_the_database(db: &Db)
         Some(until),
         "cutoff + 90 days + leeway + skew"
     );
-    assert_eq!(ev["expires_at"], revoke_core_time(until));
-    let default = revoke_core::Bounds::default().issued_until(cutoff);
+    assert_eq!(ev["expires_at"], rocket_revoke_core_time(until));
+    let default = rocket_revoke_core::Bounds::default().issued_until(cutoff);
     assert_ne!(Some(default), e.expires_at, "not the defaults");
     // The revocation row says the same, and revokectl recorded nothing of its own.
     let (rows, settings) = with_store(&url, async |s| {

@@ -21,7 +21,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use revoke_core::{Claims, NoExtra, RevocationSet};
+use rocket_revoke_core::{Claims, NoExtra, RevocationSet};
 
 mod support;
 use support::{guard_work, revoked_set, token, verifiers, SECRET};

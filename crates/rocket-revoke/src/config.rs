@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use jsonwebtoken::Algorithm;
-use revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
+use rocket_revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
 use rocket::figment::providers::Serialized;
 use rocket::figment::{self, Figment};
 use serde::{Deserialize, Serialize};
@@ -143,7 +143,7 @@ pub struct RevokeConfig {
     /// claims (`exp`, `nbf`, `iss`, `aud`, required claims) and revocation are still checked
     /// on every request. Tokens over 2 KiB are not kept; a JWKS key rotation invalidates the
     /// cache; `0` turns it off. See
-    /// [`VerifierConfig::verified_cache`](revoke_core::VerifierConfig::verified_cache).
+    /// [`VerifierConfig::verified_cache`](rocket_revoke_core::VerifierConfig::verified_cache).
     ///
     /// At most 65536.
     ///
@@ -156,7 +156,7 @@ pub struct RevokeConfig {
     /// is refused (401 `token type not accepted`), as are tokens with an `events` claim
     /// (security event and logout tokens) or a `typ` claim of `ID`, `Refresh`, `Offline` or
     /// `Logout` (Keycloak's ID and refresh tokens). See
-    /// [`TokenProfile`](revoke_core::TokenProfile).
+    /// [`TokenProfile`](rocket_revoke_core::TokenProfile).
     ///
     /// _Default:_ none.
     pub required_typ: Option<String>,
@@ -167,7 +167,7 @@ pub struct RevokeConfig {
     /// it, since its tokens carry no `client_id`.
     ///
     /// _Default:_ `"jwt"` (any signed JWT that passes the other rules).
-    pub profile: revoke_core::TokenProfile,
+    pub profile: rocket_revoke_core::TokenProfile,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
     /// Without it (and without `secret` for `HS*`) the app verifies only and
     /// [`Revoker::issue`](crate::Revoker::issue) fails.
@@ -322,7 +322,7 @@ impl Default for RevokeConfig {
             family_claim: verifier.family_claim,
             verified_cache: verifier.verified_cache,
             required_typ: None,
-            profile: revoke_core::TokenProfile::Jwt,
+            profile: rocket_revoke_core::TokenProfile::Jwt,
             private_key_pem: None,
             kid: None,
             access_ttl: issuer.access_ttl,
@@ -356,7 +356,7 @@ impl fmt::Debug for RevokeConfig {
             .field("jwks_file", &self.jwks_file)
             .field(
                 "jwks_url",
-                &self.jwks_url.as_deref().map(revoke_core::redact_url),
+                &self.jwks_url.as_deref().map(rocket_revoke_core::redact_url),
             )
             .field("jwks_refresh_secs", &self.jwks_refresh_secs)
             .field(
@@ -495,16 +495,16 @@ impl RevokeConfig {
         if self.refresh_ttl <= 0 {
             return invalid("refresh_ttl", "must be a positive number of seconds");
         }
-        if self.max_token_ttl_secs <= 0 || self.max_token_ttl_secs > revoke_core::MAX_TTL_SECS {
+        if self.max_token_ttl_secs <= 0 || self.max_token_ttl_secs > rocket_revoke_core::MAX_TTL_SECS {
             return invalid(
                 "max_token_ttl_secs",
                 "must be a positive number of seconds, at most 10 years",
             );
         }
-        if i64::try_from(self.leeway).map_or(true, |l| l > revoke_core::MAX_LEEWAY_SECS) {
+        if i64::try_from(self.leeway).map_or(true, |l| l > rocket_revoke_core::MAX_LEEWAY_SECS) {
             return invalid("leeway", "must be at most 3600 seconds");
         }
-        if !(0..=revoke_core::MAX_LEEWAY_SECS).contains(&self.clock_skew_secs) {
+        if !(0..=rocket_revoke_core::MAX_LEEWAY_SECS).contains(&self.clock_skew_secs) {
             return invalid("clock_skew_secs", "must be between 0 and 3600 seconds");
         }
         if self.refresh_ttl > self.max_token_ttl_secs || self.access_ttl > self.max_token_ttl_secs {
@@ -539,7 +539,7 @@ impl RevokeConfig {
                 "must be between 1 and 1048576 (each waiting sighting holds a token's claims)",
             );
         }
-        if self.write_queue == 0 || self.write_queue > revoke_core::MAX_WRITE_QUEUE {
+        if self.write_queue == 0 || self.write_queue > rocket_revoke_core::MAX_WRITE_QUEUE {
             return invalid(
                 "write_queue",
                 "must be between 1 and 65536 (each waiting revocation holds a request)",
@@ -551,7 +551,7 @@ impl RevokeConfig {
                 "must be at most 65536 slots per thread (each can hold about 3.5 KiB)",
             );
         }
-        if self.profile == revoke_core::TokenProfile::Rfc9068 && self.issuer_config().is_some() {
+        if self.profile == rocket_revoke_core::TokenProfile::Rfc9068 && self.issuer_config().is_some() {
             return invalid(
                 "profile",
                 "\"rfc9068\" is for tokens an identity provider issues: this app mints its own (a signing key for the first algorithm is set), and they carry no `client_id`",
@@ -662,16 +662,16 @@ impl RevokeConfig {
 
     /// Loads the verification keys, fetching `jwks_url` when one is configured; an error
     /// names the key at fault. The verifier reads the system clock.
-    pub async fn verifier(&self) -> Result<revoke_core::Verifier, ConfigError> {
-        self.verifier_with_clock(revoke_core::system_clock()).await
+    pub async fn verifier(&self) -> Result<rocket_revoke_core::Verifier, ConfigError> {
+        self.verifier_with_clock(rocket_revoke_core::system_clock()).await
     }
 
     /// [`RevokeConfig::verifier`] reading the time (and the JWKS key set's age) from `clock`.
     pub async fn verifier_with_clock(
         &self,
-        clock: revoke_core::SharedClock,
-    ) -> Result<revoke_core::Verifier, ConfigError> {
-        revoke_core::Verifier::from_config_with_clock(&self.verifier_config(), clock)
+        clock: rocket_revoke_core::SharedClock,
+    ) -> Result<rocket_revoke_core::Verifier, ConfigError> {
+        rocket_revoke_core::Verifier::from_config_with_clock(&self.verifier_config(), clock)
             .await
             .map_err(|e| self.key_error(e))
     }

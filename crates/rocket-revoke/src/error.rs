@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use revoke_core::{RefreshError, Scope, VerifyError};
+use rocket_revoke_core::{RefreshError, Scope, VerifyError};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
@@ -193,7 +193,7 @@ pub enum Error {
     Refresh(#[from] RefreshError),
     /// The store or engine failed; nothing was changed.
     #[error(transparent)]
-    Engine(#[from] revoke_core::Error),
+    Engine(#[from] rocket_revoke_core::Error),
     /// The revocation set has not been synced for longer than `max_staleness_ms`: refresh
     /// and introspection fail closed, as the guard does (answer 503).
     #[error("{}", STALE)]
@@ -203,13 +203,13 @@ pub enum Error {
 impl Error {
     /// For a server-side condition that passes on its own, the seconds a client should wait
     /// before sending the same request again: the write queue is full
-    /// ([`revoke_core::Error::Overloaded`], see `write_queue`) or the set is stale
+    /// ([`rocket_revoke_core::Error::Overloaded`], see `write_queue`) or the set is stale
     /// ([`Error::Stale`]). Answer such an error `503 Service Unavailable` with this as
     /// `Retry-After` and `{"error":"temporarily_unavailable",...}`. `None` for every other
     /// error.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            Error::Engine(revoke_core::Error::Overloaded { .. }) | Error::Stale => Some(1),
+            Error::Engine(rocket_revoke_core::Error::Overloaded { .. }) | Error::Stale => Some(1),
             _ => None,
         }
     }

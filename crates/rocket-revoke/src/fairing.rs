@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::{Engine, Issuer, SharedClock};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{Engine, Issuer, SharedClock};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::Status;
 use rocket::{Build, Ignite, Orbit, Request, Response, Rocket};
@@ -18,7 +18,7 @@ use crate::{RevokeConfig, Revoker};
 #[rocket::async_trait]
 pub trait RevokePool: Send + Sync + 'static {
     /// A store on (a clone of) this pool.
-    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>>;
+    async fn revoke_store(&self, clock: SharedClock) -> rocket_revoke_core::Result<Arc<dyn Store>>;
 }
 
 /// The clock the [`Revoke`] fairing hands its engine, issuer and guards, when the app
@@ -26,7 +26,7 @@ pub trait RevokePool: Send + Sync + 'static {
 /// clock. For tests that move past an expiry, a leeway or a retention without sleeping.
 ///
 /// ```
-/// use revoke_core::ManualClock;
+/// use rocket_revoke_core::ManualClock;
 /// use rocket_revoke::RevokeClock;
 /// let clock = ManualClock::starting_now();
 /// let rocket = rocket::build().manage(RevokeClock(clock.shared()));
@@ -37,7 +37,7 @@ pub struct RevokeClock(pub SharedClock);
 
 #[rocket::async_trait]
 impl RevokePool for sqlx::SqlitePool {
-    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>> {
+    async fn revoke_store(&self, clock: SharedClock) -> rocket_revoke_core::Result<Arc<dyn Store>> {
         Ok(Arc::new(
             SqliteStore::new(self.clone()).await?.with_clock(clock),
         ))
@@ -46,7 +46,7 @@ impl RevokePool for sqlx::SqlitePool {
 
 #[rocket::async_trait]
 impl RevokePool for sqlx::PgPool {
-    async fn revoke_store(&self, clock: SharedClock) -> revoke_core::Result<Arc<dyn Store>> {
+    async fn revoke_store(&self, clock: SharedClock) -> rocket_revoke_core::Result<Arc<dyn Store>> {
         Ok(Arc::new(PgStore::new(self.clone()).with_clock(clock)))
     }
 }
@@ -108,7 +108,7 @@ where
     let config = RevokeConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     let clock = rocket
         .state::<RevokeClock>()
-        .map_or_else(revoke_core::system_clock, |c| c.0.clone());
+        .map_or_else(rocket_revoke_core::system_clock, |c| c.0.clone());
     // Every accepted token must end before the revocations covering it do.
     let verifier = config
         .verifier_with_clock(clock.clone())

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
 
-use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
+use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use serde::de::DeserializeOwned;

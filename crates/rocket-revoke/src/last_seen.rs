@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use revoke_core::store::{Store, TokenRecord};
-use revoke_core::{now_secs, Claims, TokenKind};
+use rocket_revoke_core::store::{Store, TokenRecord};
+use rocket_revoke_core::{now_secs, Claims, TokenKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 

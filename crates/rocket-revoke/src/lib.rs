@@ -119,7 +119,7 @@ pub use fairing::{Revoke, RevokeClock, RevokePool};
 pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
 pub use metrics::{metrics_route, Metrics};
-pub use revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
+pub use rocket_revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use revoker::{Health, PublicHealth, Revoker};
 pub use routes::{health_routes, oauth_routes};
 

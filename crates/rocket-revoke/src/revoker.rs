@@ -4,12 +4,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use revoke_core::store::Store;
-use revoke_core::sync::SyncStatus;
-use revoke_core::{
+use rocket_revoke_core::store::Store;
+use rocket_revoke_core::sync::SyncStatus;
+use rocket_revoke_core::{
     Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
-use revoke_core::{JwksRefresher, JwksStatus};
+use rocket_revoke_core::{JwksRefresher, JwksStatus};
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Phase, Rocket, Sentinel};
@@ -99,7 +99,7 @@ pub struct Health {
     /// Sync details.
     pub sync: SyncStatus,
     /// Entries in the in-memory set.
-    pub revocations: revoke_core::set::SetCounts,
+    pub revocations: rocket_revoke_core::set::SetCounts,
     /// Last-seen sightings dropped because the queue was full.
     pub last_seen_dropped: u64,
     /// The `jwks_url` key set: keys, last refresh, last error (`None` without a URL).
@@ -269,7 +269,7 @@ impl Revoker {
         let claims = self
             .inner
             .verifier
-            .verify_at::<revoke_core::NoExtra>(token, self.inner.engine.now_secs())?;
+            .verify_at::<rocket_revoke_core::NoExtra>(token, self.inner.engine.now_secs())?;
         let mut requests = Vec::with_capacity(2);
         if let Some(jti) = claims.jti.as_deref() {
             let mut req = with(RevokeRequest::jti(jti), reason, actor);
@@ -319,7 +319,7 @@ impl Revoker {
     }
 
     /// Spends `refresh_token` and mints a new pair in its family. A spent refresh token
-    /// presented again revokes the whole family ([`revoke_core::RefreshError::Reused`]).
+    /// presented again revokes the whole family ([`rocket_revoke_core::RefreshError::Reused`]).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let issuer = self.inner.issuer.as_ref().ok_or(Error::NoIssuer)?;
         if self.too_stale() {
@@ -346,7 +346,7 @@ impl Revoker {
         // the database is unreachable (or a read hangs), whatever the last error says.
         let stale = staleness_ms.is_none_or(|ms| ms > poll_ms.saturating_mul(2));
         let feed_lost = self.inner.engine.store().backend()
-            == revoke_core::store::Backend::Postgres
+            == rocket_revoke_core::store::Backend::Postgres
             && !sync.listening;
         let jwks = self.inner.verifier.jwks_status();
         let jwks_failing = jwks

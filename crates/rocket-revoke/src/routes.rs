@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use revoke_core::{Claims, TokenKind};
+use rocket_revoke_core::{Claims, TokenKind};
 use rocket::form::{Form, FromForm, Lenient};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};

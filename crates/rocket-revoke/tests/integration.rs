@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::{eventually, TestDb};
 use jsonwebtoken::{EncodingKey, Header as JwtHeader};
-use revoke_core::{now_secs, TokenKind};
+use rocket_revoke_core::{now_secs, TokenKind};
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};

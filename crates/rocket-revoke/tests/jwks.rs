@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{eventually, TestDb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header as JwtHeader};
-use revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
+use rocket_revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
@@ -39,7 +39,7 @@ fn health(revoker: Revoker) -> rocket_revoke::Health {
 }
 
 fn keys_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../revoke-core/tests/keys")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rocket-revoke-core/tests/keys")
 }
 
 /// The JWKS document with the keys of the fixture whose `kid` is listed.
@@ -221,7 +221,7 @@ async fn provider_tokens_verify_through_the_jwks_url_and_are_revocable() {
         .expect("revoke jti");
     let claims = revoker
         .verifier()
-        .verify::<revoke_core::NoExtra>(&third)
+        .verify::<rocket_revoke_core::NoExtra>(&third)
         .expect("still verifies");
     assert_eq!(revoker.check(&claims), Some(Scope::Jti));
 
@@ -382,7 +382,7 @@ async fn plain_http_jwks_url_to_another_host_fails_the_launch_unless_opted_in() 
             )
             .expect("valid types");
             assert!(config.jwks_allow_insecure_http);
-            revoke_core::Verifier::new(&config.verifier_config()).expect("opted in");
+            rocket_revoke_core::Verifier::new(&config.verifier_config()).expect("opted in");
         }
     }
     db.cleanup().await;
@@ -484,7 +484,7 @@ fn jwks_of(n: usize) -> String {
 #[rocket::async_test]
 async fn a_token_without_kid_is_refused_against_more_keys_than_the_cap() {
     let db = TestDb::sqlite().await;
-    let cap = revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+    let cap = rocket_revoke_core::verifier::MAX_KEYS_PER_TOKEN;
     let idp = provider(jwks_of(cap)).await;
     let client = provider_app(&db, provider_table(&idp.url), None).await;
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();

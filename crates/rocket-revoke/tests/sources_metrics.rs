@@ -5,7 +5,7 @@ mod common;
 
 use common::TestDb;
 use jsonwebtoken::{EncodingKey, Header as JwtHeader};
-use revoke_core::now_secs;
+use rocket_revoke_core::now_secs;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -314,14 +314,14 @@ async fn sync_lag_is_observed_for_revocations_made_elsewhere() {
     let client = client(&db, json!({})).await;
     // Another process (here: another engine on the same file) revokes; this instance's
     // sync applies it and records the lag.
-    let other = revoke_core::store::SqliteStore::connect(&db.url())
+    let other = rocket_revoke_core::store::SqliteStore::connect(&db.url())
         .await
         .expect("connect");
-    let engine = revoke_core::Engine::new(std::sync::Arc::new(other), Default::default())
+    let engine = rocket_revoke_core::Engine::new(std::sync::Arc::new(other), Default::default())
         .await
         .expect("engine");
     engine
-        .revoke(revoke_core::RevokeRequest::jti("elsewhere"))
+        .revoke(rocket_revoke_core::RevokeRequest::jti("elsewhere"))
         .await
         .expect("revoke");
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();

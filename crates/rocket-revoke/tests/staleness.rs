@@ -81,7 +81,7 @@ fn sizes_are_bounded_and_the_error_names_the_key() {
 #[test]
 fn overloaded_and_stale_say_when_to_retry() {
     use rocket_revoke::Error;
-    let overloaded = Error::Engine(revoke_core::Error::Overloaded { capacity: 4096 });
+    let overloaded = Error::Engine(rocket_revoke_core::Error::Overloaded { capacity: 4096 });
     assert_eq!(overloaded.retry_after(), Some(1));
     assert!(
         overloaded.to_string().contains("write_queue"),
@@ -89,6 +89,6 @@ fn overloaded_and_stale_say_when_to_retry() {
     );
     assert_eq!(Error::Stale.retry_after(), Some(1));
     assert_eq!(Error::NoIssuer.retry_after(), None);
-    let invalid = Error::Engine(revoke_core::Error::Invalid("blank key".into()));
+    let invalid = Error::Engine(rocket_revoke_core::Error::Invalid("blank key".into()));
     assert_eq!(invalid.retry_after(), None);
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use revoke_core::{Claims, NoExtra, TokenKind};
+use rocket_revoke_core::{Claims, NoExtra, TokenKind};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
@@ -194,7 +194,7 @@ impl<'r> FromRequest<'r> for SqlChecked {
             Ok(false) => Outcome::Success(SqlChecked(claims)),
             Ok(true) => Outcome::Error((
                 Status::Unauthorized,
-                AuthError::Revoked(revoke_core::Scope::Jti),
+                AuthError::Revoked(rocket_revoke_core::Scope::Jti),
             )),
             Err(_) => Outcome::Error((Status::ServiceUnavailable, AuthError::Stale)),
         }
@@ -225,7 +225,7 @@ impl<'r> FromRequest<'r> for RedisChecked {
             Ok(None) => Outcome::Success(RedisChecked(claims)),
             Ok(Some(_)) => Outcome::Error((
                 Status::Unauthorized,
-                AuthError::Revoked(revoke_core::Scope::Jti),
+                AuthError::Revoked(rocket_revoke_core::Scope::Jti),
             )),
             Err(_) => Outcome::Error((Status::ServiceUnavailable, AuthError::Stale)),
         }
@@ -256,7 +256,7 @@ async fn revoke_random(revoker: Revoker) -> Status {
     let jti = uuid::Uuid::new_v4().to_string();
     let req = RevokeRequest::jti(jti)
         .reason("bench")
-        .expires_at(revoke_core::now_secs() + 3600);
+        .expires_at(rocket_revoke_core::now_secs() + 3600);
     match revoker.revoke(req).await {
         Ok(_) => Status::NoContent,
         Err(_) => Status::ServiceUnavailable,

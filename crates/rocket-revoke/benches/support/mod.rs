@@ -2,7 +2,7 @@
 //! verifiers and the guard's work between header and claims.
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
+use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
 use rocket_revoke::Authenticated;
 
 /// The HS256 secret of [`token`] and both [`verifiers`].
@@ -10,7 +10,7 @@ pub const SECRET: &[u8] = b"bench-secret-0123456789abcdef-0123456789";
 
 /// A token like the ones `Issuer` mints: jti, sub, iat, exp, fid, kind.
 pub fn token() -> String {
-    let now = revoke_core::now_secs();
+    let now = rocket_revoke_core::now_secs();
     let claims = Claims::<NoExtra> {
         jti: Some(uuid::Uuid::new_v4().to_string()),
         sub: Some("alice".into()),

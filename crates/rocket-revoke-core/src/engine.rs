@@ -208,8 +208,8 @@ impl RevokeRequest {
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use revoke_core::{Engine, EngineConfig, RevokeRequest, Scope, TokenRef};
-/// use revoke_core::store::{SqliteStore, Store};
+/// use rocket_revoke_core::{Engine, EngineConfig, RevokeRequest, Scope, TokenRef};
+/// use rocket_revoke_core::store::{SqliteStore, Store};
 /// use std::sync::Arc;
 ///
 /// let store = SqliteStore::connect("sqlite::memory:").await?;
@@ -221,7 +221,7 @@ impl RevokeRequest {
 /// assert!(engine.revoke(RevokeRequest::jti("token-1")).await?.is_none());
 /// let token = TokenRef { jti: Some("token-1"), ..TokenRef::default() };
 /// assert_eq!(engine.check(&token), Some(Scope::Jti));
-/// # Ok::<(), revoke_core::Error>(())
+/// # Ok::<(), rocket_revoke_core::Error>(())
 /// # }).unwrap();
 /// ```
 #[derive(Clone)]

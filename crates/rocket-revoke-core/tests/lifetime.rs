@@ -6,11 +6,11 @@
 mod common;
 
 use common::TestDb;
-use revoke_core::store::{
+use rocket_revoke_core::store::{
     EventQuery, PgStore, PruneReport, SqliteStore, Store, TokenRecord, TokenStatus, CHANNEL,
     PRUNE_BATCH,
 };
-use revoke_core::{
+use rocket_revoke_core::{
     Engine, EngineConfig, Error, EventKind, ManualClock, RevokeRequest, Scope, SharedClock,
     TokenKind, TokenRef,
 };
@@ -601,7 +601,7 @@ async fn the_scheduled_prune_runs_on_one_instance_at_a_time(db: &TestDb) {
     let b = Engine::new(db.store().await, config).await.unwrap();
     let interval = 60_000;
     // Later than any claim the pruner made.
-    let at = revoke_core::now_ms() + 3_600_000;
+    let at = rocket_revoke_core::now_ms() + 3_600_000;
     let claims = |t: i64| {
         let (a, b) = (a.store().clone(), b.store().clone());
         async move {

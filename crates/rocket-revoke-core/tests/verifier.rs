@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use revoke_core::verifier::MAX_TOKEN_LEN;
-use revoke_core::{
+use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::{
     Audience, Claims, KeyError, NoExtra, TokenKind, Verifier, VerifierConfig, VerifyError,
 };
 use serde::Deserialize;
@@ -26,7 +26,7 @@ fn read_key(name: &str) -> Vec<u8> {
 }
 
 fn now() -> i64 {
-    revoke_core::now_secs()
+    rocket_revoke_core::now_secs()
 }
 
 /// A fresh temporary file with `contents`; removed when the guard drops.
@@ -35,7 +35,7 @@ struct TempFile(PathBuf);
 impl TempFile {
     fn new(name: &str, contents: &[u8]) -> Self {
         let path = std::env::temp_dir().join(format!(
-            "revoke-core-verifier-{}-{}-{name}",
+            "rocket-revoke-core-verifier-{}-{}-{name}",
             std::process::id(),
             uuid::Uuid::new_v4()
         ));
@@ -1187,7 +1187,7 @@ fn a_configured_family_claim_names_the_session_family() {
     };
     assert!(matches!(
         Verifier::new(&empty),
-        Err(revoke_core::KeyError::InvalidConfig(_))
+        Err(rocket_revoke_core::KeyError::InvalidConfig(_))
     ));
 }
 

@@ -41,7 +41,7 @@ pub fn system_clock() -> SharedClock {
 /// A clock that only moves when told to; clones share one time.
 ///
 /// ```
-/// use revoke_core::{Clock, ManualClock};
+/// use rocket_revoke_core::{Clock, ManualClock};
 /// let clock = ManualClock::new(1_000_000);
 /// clock.advance_secs(90);
 /// assert_eq!(clock.now_ms(), 1_090_000);

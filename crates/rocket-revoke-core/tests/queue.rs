@@ -6,11 +6,11 @@
 mod common;
 
 use common::TestDb;
-use revoke_core::store::{
+use rocket_revoke_core::store::{
     Backend, ChangeFeed, EventQuery, Joiners, ListQuery, PruneReport, Rotation, SnapshotSink,
     Stats, Store, TokenInfo, TokenRecord,
 };
-use revoke_core::{
+use rocket_revoke_core::{
     now_secs, Bounds, Engine, EngineConfig, Error, Event, Result, Revocation, RevokeRequest, Scope,
     SharedClock,
 };
@@ -235,10 +235,10 @@ async fn a_full_queue_refuses_at_once_and_writes_nothing(db: &TestDb) {
     assert_eq!(e.check(&covered("c")), Some(Scope::Jti));
 }
 
-fn covered(jti: &str) -> revoke_core::TokenRef<'_> {
-    revoke_core::TokenRef {
+fn covered(jti: &str) -> rocket_revoke_core::TokenRef<'_> {
+    rocket_revoke_core::TokenRef {
         jti: Some(jti),
-        ..revoke_core::TokenRef::default()
+        ..rocket_revoke_core::TokenRef::default()
     }
 }
 
@@ -277,7 +277,7 @@ async fn a_caller_gone_before_its_batch_is_joined_writes_nothing(db: &TestDb) {
 #[tokio::test]
 async fn write_queue_is_bounded_and_the_error_names_it() {
     let db = TestDb::sqlite().await;
-    for bad in [0, revoke_core::MAX_WRITE_QUEUE + 1] {
+    for bad in [0, rocket_revoke_core::MAX_WRITE_QUEUE + 1] {
         let config = EngineConfig {
             write_queue: bad,
             ..EngineConfig::default()
@@ -287,7 +287,7 @@ async fn write_queue_is_bounded_and_the_error_names_it() {
         assert!(err.to_string().contains("write_queue"), "{err}");
     }
     let config = EngineConfig {
-        write_queue: revoke_core::MAX_WRITE_QUEUE,
+        write_queue: rocket_revoke_core::MAX_WRITE_QUEUE,
         ..EngineConfig::default()
     };
     Engine::new(db.store().await, config)

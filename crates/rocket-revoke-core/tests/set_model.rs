@@ -3,8 +3,8 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use revoke_core::set::SetCounts;
-use revoke_core::{Revocation, RevocationSet, Scope, TokenRef};
+use rocket_revoke_core::set::SetCounts;
+use rocket_revoke_core::{Revocation, RevocationSet, Scope, TokenRef};
 use std::collections::HashMap;
 
 /// Keys shared by all scopes: UUIDs in both cases, the nil UUID, look-alikes and plain strings.

@@ -8,12 +8,12 @@
 //!   10,000 new revocations per second (paced by the clock, rate printed at the end), which also
 //!   makes the table grow and swap during the run.
 //!
-//! Run: `cargo bench -p revoke-core --bench set`
+//! Run: `cargo bench -p rocket-revoke-core --bench set`
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use revoke_core::{RevocationSet, Scope, TokenRef};
+use rocket_revoke_core::{RevocationSet, Scope, TokenRef};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;

@@ -3,8 +3,8 @@
 //! an acknowledged revocation survives an OS crash or power loss, not only a process crash.
 //! In WAL mode `NORMAL` syncs the WAL only at checkpoints and can lose the last commits.
 
-use revoke_core::store::{SqliteStore, Store};
-use revoke_core::{Revocation, Scope};
+use rocket_revoke_core::store::{SqliteStore, Store};
+use rocket_revoke_core::{Revocation, Scope};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
@@ -97,7 +97,7 @@ async fn revocation_writes_run_with_synchronous_full_on_a_pool_opened_normal() {
 }
 
 /// The cost of FULL, one committed revocation at a time (no group commit): run it with
-/// `cargo test --release -p revoke-core --test durability -- --ignored --nocapture`, before
+/// `cargo test --release -p rocket-revoke-core --test durability -- --ignored --nocapture`, before
 /// and after a change to the write path (docs/BENCHMARKS.md has the figures).
 #[tokio::test]
 #[ignore = "a measurement, not a check"]

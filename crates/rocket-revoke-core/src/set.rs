@@ -988,7 +988,7 @@ impl RevocationSet {
     /// in like [`replace_all`](Self::replace_all).
     ///
     /// ```
-    /// use revoke_core::{RevocationSet, Revocation, Scope};
+    /// use rocket_revoke_core::{RevocationSet, Revocation, Scope};
     /// let set = RevocationSet::new();
     /// let mut loader = set.loader();
     /// loader.expect(Scope::Jti, 1);

@@ -7,7 +7,7 @@
 /// unchanged.
 ///
 /// ```
-/// use revoke_core::redact_url;
+/// use rocket_revoke_core::redact_url;
 /// assert_eq!(
 ///     redact_url("postgres://app:s3cret@db:5432/prod?sslmode=require&password=x"),
 ///     "postgres://app:***@db:5432/prod?sslmode=***&password=***"

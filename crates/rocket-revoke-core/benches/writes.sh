@@ -7,8 +7,8 @@
 # (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is created and dropped).
 #
 #   cargo build --release -p revoke-tests --bin bench_app
-#   crates/revoke-core/benches/writes.sh target/release/bench_app pg [SECS] [TOTAL_CONNS]
-#   crates/revoke-core/benches/writes.sh target/release/bench_app sqlite
+#   crates/rocket-revoke-core/benches/writes.sh target/release/bench_app pg [SECS] [TOTAL_CONNS]
+#   crates/rocket-revoke-core/benches/writes.sh target/release/bench_app sqlite
 #
 # Run from the repository root (bench_app reads Rocket.toml). Set STATS_DIR to keep the
 # instances' stderr.

@@ -1,4 +1,4 @@
-//! revoke-core: the engine behind rocket-revoke. Revoke a JWT by `jti`, by subject ("log
+//! rocket-revoke-core: the engine behind rocket-revoke. Revoke a JWT by `jti`, by subject ("log
 //! out everywhere"), by session family or by a global cut-off, and check any token against
 //! the revocations in memory, without I/O, while the set stays in sync with SQLite or
 //! PostgreSQL.
@@ -7,9 +7,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use revoke_core::store::{SqliteStore, Store};
-//! use revoke_core::{Engine, EngineConfig, Issuer, IssuerConfig, NoExtra, RevokeRequest};
-//! use revoke_core::{Scope, Verifier};
+//! use rocket_revoke_core::store::{SqliteStore, Store};
+//! use rocket_revoke_core::{Engine, EngineConfig, Issuer, IssuerConfig, NoExtra, RevokeRequest};
+//! use rocket_revoke_core::{Scope, Verifier};
 //!
 //! let secret = "an example secret, at least 32 bytes long";
 //! let store = SqliteStore::connect("sqlite::memory:").await?;

@@ -6,7 +6,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use revoke_core::{
+use rocket_revoke_core::{
     Issuer, IssuerConfig, KeyError, NoExtra, TokenProfile, Verifier, VerifierConfig, VerifyError,
 };
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 const SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
 
 fn now() -> i64 {
-    revoke_core::now_secs()
+    rocket_revoke_core::now_secs()
 }
 
 fn claims() -> Value {
@@ -204,10 +204,10 @@ fn a_blank_required_typ_is_a_configuration_error() {
 
 #[tokio::test]
 async fn minted_tokens_carry_the_required_typ() {
-    use revoke_core::store::{SqliteStore, Store};
+    use rocket_revoke_core::store::{SqliteStore, Store};
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
     store.migrate().await.unwrap();
-    let engine = revoke_core::Engine::new(std::sync::Arc::new(store), Default::default())
+    let engine = rocket_revoke_core::Engine::new(std::sync::Arc::new(store), Default::default())
         .await
         .unwrap();
     let verifier = Verifier::new(&VerifierConfig {

@@ -1,12 +1,12 @@
 //! Memory per revoked UUID `jti`: RSS delta (from `/proc/self/statm`) and `heap_bytes()`.
 //!
-//! Run: `cargo run --release -p revoke-core --example set_memory -- [N] [--with-capacity]`
+//! Run: `cargo run --release -p rocket-revoke-core --example set_memory -- [N] [--with-capacity]`
 //! (N defaults to 1,000,000). Each mode should run in its own process so that memory freed by
 //! one measurement does not hide in the allocator and skew the next.
 #![allow(missing_docs)]
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use revoke_core::{RevocationSet, TokenRef};
+use rocket_revoke_core::{RevocationSet, TokenRef};
 
 /// Resident set size in bytes (second field of `/proc/self/statm`, in 4 KiB pages).
 fn rss_bytes() -> Option<usize> {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::TestDb;
-use revoke_core::store::{ListQuery, TokenRecord, TokenStatus};
-use revoke_core::{
+use rocket_revoke_core::store::{ListQuery, TokenRecord, TokenStatus};
+use rocket_revoke_core::{
     now_secs, Engine, EngineConfig, EventKind, Issuer, IssuerConfig, RefreshError, RevokeRequest,
     Scope, TokenKind, TokenRef, Verifier,
 };
@@ -426,7 +426,7 @@ async fn refresh_rotates_once_and_reuse_revokes_the_family(db: &TestDb) {
     let (iss, ver) = issuer(&e);
     let pair = iss.issue("alice", Some("cli")).await.unwrap();
     let fid = pair.access.fid.clone().unwrap();
-    let access: revoke_core::Claims = ver.verify(&pair.access_token).unwrap();
+    let access: rocket_revoke_core::Claims = ver.verify(&pair.access_token).unwrap();
     assert_eq!(access.kind, Some(TokenKind::Access));
     assert!(uuid::Uuid::parse_str(access.jti.as_deref().unwrap()).is_ok());
 
@@ -456,7 +456,7 @@ async fn refresh_rotates_once_and_reuse_revokes_the_family(db: &TestDb) {
         iss.refresh(&ver, &pair.refresh_token).await,
         Err(RefreshError::Reused)
     ));
-    let next_claims: revoke_core::Claims = ver.verify(&next.access_token).unwrap();
+    let next_claims: rocket_revoke_core::Claims = ver.verify(&next.access_token).unwrap();
     assert_eq!(e.check(&next_claims.token_ref()), Some(Scope::Family));
     assert!(matches!(
         iss.refresh(&ver, &next.refresh_token).await,
@@ -469,7 +469,7 @@ async fn refresh_rotates_once_and_reuse_revokes_the_family(db: &TestDb) {
 
     // Another login of the same user is unaffected.
     let other = iss.issue("alice", None).await.unwrap();
-    let c: revoke_core::Claims = ver.verify(&other.access_token).unwrap();
+    let c: rocket_revoke_core::Claims = ver.verify(&other.access_token).unwrap();
     assert_eq!(e.check(&c.token_ref()), None);
 }
 
@@ -491,7 +491,7 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_through(db: &TestDb) 
         }
     }
     assert_eq!(ok, 1, "exactly one rotation wins");
-    let c: revoke_core::Claims = ver.verify(&pair.access_token).unwrap();
+    let c: rocket_revoke_core::Claims = ver.verify(&pair.access_token).unwrap();
     assert_eq!(
         e.check(&c.token_ref()),
         Some(Scope::Family),
@@ -509,7 +509,7 @@ async fn reuse_detection_racing_revocations_of_its_family_never_deadlocks(db: &T
     for round in 0..12 {
         let pair = iss.issue("dora", None).await.unwrap();
         let fid = ver
-            .verify::<revoke_core::Claims>(&pair.access_token)
+            .verify::<rocket_revoke_core::Claims>(&pair.access_token)
             .unwrap()
             .fid
             .unwrap();
@@ -710,7 +710,7 @@ async fn concurrent_writers_and_two_syncing_sets_agree_with_the_database(db: &Te
             r.stop_sync().await;
         }
         let snap = readers[0].store().snapshot(now_secs()).await.unwrap();
-        let fresh = revoke_core::RevocationSet::new();
+        let fresh = rocket_revoke_core::RevocationSet::new();
         fresh.replace_all(snap.revocations.iter());
         for r in &readers {
             assert_eq!(
@@ -934,7 +934,7 @@ async fn concurrent_revokes_on_one_engine_each_get_their_own_committed_event(db:
     assert_eq!(subject.cutoff, Some(shared.last().unwrap().1));
 
     // Syncing instances converge to the same set.
-    let fresh = revoke_core::RevocationSet::new();
+    let fresh = rocket_revoke_core::RevocationSet::new();
     fresh.replace_all(snap.revocations.iter());
     for r in &readers {
         wait_until(|| r.status().cursor >= stats.last_event_id).await;
@@ -972,7 +972,7 @@ impl Gate {
             TestDb::Postgres { url, .. } => {
                 let mut c = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(revoke_core::store::EVENT_LOCK)
+                    .bind(rocket_revoke_core::store::EVENT_LOCK)
                     .execute(&mut c)
                     .await
                     .unwrap();
@@ -990,7 +990,7 @@ impl Gate {
             }
             Gate::Postgres(mut c) => {
                 sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(revoke_core::store::EVENT_LOCK)
+                    .bind(rocket_revoke_core::store::EVENT_LOCK)
                     .execute(&mut *c)
                     .await
                     .unwrap();
@@ -1009,8 +1009,8 @@ async fn in_one_batch(
     first: RevokeRequest,
     reqs: Vec<RevokeRequest>,
 ) -> (
-    revoke_core::Result<Option<revoke_core::Event>>,
-    Vec<revoke_core::Result<Option<revoke_core::Event>>>,
+    rocket_revoke_core::Result<Option<rocket_revoke_core::Event>>,
+    Vec<rocket_revoke_core::Result<Option<rocket_revoke_core::Event>>>,
 ) {
     let gate = Gate::close(db).await;
     let e1 = e.clone();
@@ -1242,7 +1242,7 @@ async fn sqlite_write_recovers_when_the_lock_is_released_right_after_a_busy_fail
         .connect_with(opts)
         .await
         .unwrap();
-    let store = std::sync::Arc::new(revoke_core::store::SqliteStore::new(pool).await.unwrap());
+    let store = std::sync::Arc::new(rocket_revoke_core::store::SqliteStore::new(pool).await.unwrap());
     let e = Engine::new(store, fast()).await.unwrap();
 
     let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();

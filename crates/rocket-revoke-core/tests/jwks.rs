@@ -14,9 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header};
-use revoke_core::jwks::MAX_JWKS_BYTES;
-use revoke_core::verifier::MAX_KEYS_PER_TOKEN;
-use revoke_core::{
+use rocket_revoke_core::jwks::MAX_JWKS_BYTES;
+use rocket_revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+use rocket_revoke_core::{
     Claims, Clock, JwksStatus, KeyError, ManualClock, NoExtra, Verifier, VerifierConfig,
     VerifyError,
 };
@@ -84,7 +84,7 @@ fn fixture_jwks_only(kid: &str) -> Value {
 }
 
 fn claims() -> Value {
-    let now = revoke_core::now_secs();
+    let now = rocket_revoke_core::now_secs();
     json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": "alice",
@@ -856,7 +856,7 @@ async fn status_serializes_for_health_and_masks_a_password_in_the_url() {
         .unwrap();
     let st = status(&verifier);
     assert_eq!(st.url, format!("http://user:***@{}/jwks.json", server.addr));
-    let now = revoke_core::now_secs();
+    let now = rocket_revoke_core::now_secs();
     assert!(st.last_success.is_some_and(|t| (now - t).abs() <= 5));
     assert_eq!(st.last_attempt.map(|t| t <= now), Some(true));
 
@@ -1111,8 +1111,8 @@ fn jwks_of(n: usize) -> Value {
 async fn a_token_without_kid_is_tried_against_a_bounded_number_of_keys() {
     assert_eq!(MAX_KEYS_PER_TOKEN, 4);
     // Signed by `rsa2`: the last key of a set of MAX_KEYS_PER_TOKEN, the second of more.
-    let kidless = sign_at("rsa2", None, revoke_core::now_secs());
-    let with_kid = sign_at("rsa2", Some("k1"), revoke_core::now_secs());
+    let kidless = sign_at("rsa2", None, rocket_revoke_core::now_secs());
+    let with_kid = sign_at("rsa2", Some("k1"), rocket_revoke_core::now_secs());
 
     let server = JwksServer::start(&jwks_of(MAX_KEYS_PER_TOKEN)).await;
     let verifier = Verifier::from_config(&url_config(&server.url(), &[Algorithm::RS256]))

@@ -287,7 +287,7 @@ impl RemoteJwks {
         {
             let _ = (algorithms, clock, millis);
             Err(invalid(
-                "jwks_url needs the `jwks` cargo feature of revoke-core, which this build lacks",
+                "jwks_url needs the `jwks` cargo feature of rocket-revoke-core, which this build lacks",
             ))
         }
         #[cfg(feature = "jwks")]
@@ -309,7 +309,7 @@ impl RemoteJwks {
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .redirect(redirect_policy(allow_http))
-                .user_agent(concat!("revoke-core/", env!("CARGO_PKG_VERSION")))
+                .user_agent(concat!("rocket-revoke-core/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| invalid(&format!("jwks_url: cannot set up the HTTP client ({e})")))?;
             Ok(RemoteJwks {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use revoke_core::store::{SqliteStore, Store};
-use revoke_core::{Engine, EngineConfig, NoExtra, RevokeRequest, Scope, Verifier, VerifierConfig};
+use rocket_revoke_core::store::{SqliteStore, Store};
+use rocket_revoke_core::{Engine, EngineConfig, NoExtra, RevokeRequest, Scope, Verifier, VerifierConfig};
 
 /// The order of P-256, big-endian.
 const P256_N: [u8; 32] = [
@@ -81,7 +81,7 @@ async fn a_malleated_ecdsa_signature_on_a_revoked_token_is_still_refused() {
             assert_eq!(engine.check(&b.token_ref()), Some(Scope::Jti));
         }
         // A backend that enforces low-s refuses the twin outright, which is as good.
-        Err(e) => assert_eq!(e, revoke_core::VerifyError::InvalidSignature),
+        Err(e) => assert_eq!(e, rocket_revoke_core::VerifyError::InvalidSignature),
     }
     // Again, now that both strings may sit in the per-thread cache: still revoked.
     for t in [&token, &twin] {

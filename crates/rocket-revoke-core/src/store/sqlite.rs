@@ -16,11 +16,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use revoke_core::store::{SqliteStore, Store};
+/// use rocket_revoke_core::store::{SqliteStore, Store};
 /// let store = SqliteStore::connect("sqlite::memory:").await?;
 /// store.migrate().await?;
 /// assert_eq!(store.stats(0).await?.tokens, 0);
-/// # Ok::<(), revoke_core::Error>(())
+/// # Ok::<(), rocket_revoke_core::Error>(())
 /// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]

@@ -1,12 +1,12 @@
 //! Initial load of 1,000,000 revocations into a fresh engine, from SQLite and PostgreSQL.
 //!
-//! `cargo bench -p revoke-core --bench load`. Seeds once (a SQLite file in the system temp
+//! `cargo bench -p rocket-revoke-core --bench load`. Seeds once (a SQLite file in the system temp
 //! directory, a `bench_load_1m` schema on `REVOKE_TEST_PG_URL`) and reuses the data.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use revoke_core::store::{PgStore, SqliteStore, Store};
-use revoke_core::{Engine, EngineConfig};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{Engine, EngineConfig};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,12 +62,12 @@ where
     if have >= N {
         return;
     }
-    let far = revoke_core::now_secs() + 10 * 365 * 24 * 3600;
+    let far = rocket_revoke_core::now_secs() + 10 * 365 * 24 * 3600;
     eprintln!("seeding {N} revocations (once)...");
     sqlx::query(sql)
         .bind(N - have)
         .bind(far)
-        .bind(revoke_core::now_secs())
+        .bind(rocket_revoke_core::now_secs())
         .execute(&pool(store))
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! Test databases: a temporary SQLite file, or a private schema on the test PostgreSQL.
 #![allow(dead_code, missing_docs)]
 
-use revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
 use std::str::FromStr;
 use std::sync::Arc;
 
