@@ -7,12 +7,12 @@
 mod common;
 
 use common::Db;
-use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
-use rocket_revoke_core::{RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::json;
 use rocket_revoke::Revoker;
+use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::{RevokeRequest, Scope};
 
 /// The longest revocation key, reason or actor the engine writes (rocket-revoke-core's
 /// `MAX_KEY_LEN`, which is the verifier's token cap).

@@ -20,12 +20,12 @@ use base64::Engine as _;
 use common::Db;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
-use rocket_revoke_core::{Engine, ManualClock, NoExtra, RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
 use rocket_revoke::{RevokeClock, Revoker};
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{Engine, ManualClock, NoExtra, RevokeRequest, Scope};
 
 const SECRET: &str = "model-test-secret-0123456789abcdef0123";
 const ACCESS_TTL: i64 = 120;

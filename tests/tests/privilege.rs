@@ -5,8 +5,8 @@
 mod common;
 
 use common::{demo_binary, Db};
-use rocket_revoke_core::store::{PgStore, Store};
 use revoke_tests::{free_port, login, me_status, workspace_root, Demo};
+use rocket_revoke_core::store::{PgStore, Store};
 
 /// The documented grants (see the header of the first PostgreSQL migration).
 fn grants(schema: &str, role: &str) -> Vec<String> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use common::Db;
 use jsonwebtoken::{encode, EncodingKey, Header as JwtHeader};
-use rocket_revoke_core::{Clock, ManualClock, RevokeRequest, Scope};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
 use rocket_revoke::{RevokeClock, Revoker};
+use rocket_revoke_core::{Clock, ManualClock, RevokeRequest, Scope};
 
 const SECRET: &str = "regression-secret-0123456789abcdef01234";
 const ACCESS_TTL: i64 = 300;

@@ -14,10 +14,10 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use rocket_revoke_core::store::{RevocationInfo, Stats, TokenInfo, TokenRecord, TokenStatus};
-use rocket_revoke_core::{Scope, SyncStatus, TokenKind};
 use revokectl::app::{Action, App, PAGE};
 use revokectl::ui;
+use rocket_revoke_core::store::{RevocationInfo, Stats, TokenInfo, TokenRecord, TokenStatus};
+use rocket_revoke_core::{Scope, SyncStatus, TokenKind};
 use std::time::Duration;
 
 /// Fixed wall clock: 2027-01-15 08:00:00 UTC.

@@ -383,7 +383,9 @@ fn render_events(app: &App, f: &mut Frame, area: Rect, hits: &mut Hitmap) {
             let kind_style = match e.kind {
                 rocket_revoke_core::EventKind::Revoke => Style::new().fg(Color::Red),
                 rocket_revoke_core::EventKind::Restore => Style::new().fg(Color::Green),
-                rocket_revoke_core::EventKind::ReuseDetected => Style::new().fg(Color::Magenta).bold(),
+                rocket_revoke_core::EventKind::ReuseDetected => {
+                    Style::new().fg(Color::Magenta).bold()
+                }
             };
             let key = if e.key.is_empty() {
                 "*"

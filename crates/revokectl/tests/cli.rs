@@ -768,7 +768,10 @@ fn events_filters_by_key_scope_actor_since_and_limit(db: &Db) {
     assert_eq!(count(&["--scope", "family"]), 0);
     assert_eq!(count(&[]), 5);
     assert_eq!(count(&["--limit", "2"]), 2);
-    assert_eq!(count(&["--since", &rocket_revoke_core_time(before - 60)]), 5);
+    assert_eq!(
+        count(&["--since", &rocket_revoke_core_time(before - 60)]),
+        5
+    );
     assert_eq!(count(&["--since", &(now_secs() + 3_600).to_string()]), 0);
 
     // Text: one line per event under a header, with kind, scope, key, actor and reason.

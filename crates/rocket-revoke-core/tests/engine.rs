@@ -1242,7 +1242,11 @@ async fn sqlite_write_recovers_when_the_lock_is_released_right_after_a_busy_fail
         .connect_with(opts)
         .await
         .unwrap();
-    let store = std::sync::Arc::new(rocket_revoke_core::store::SqliteStore::new(pool).await.unwrap());
+    let store = std::sync::Arc::new(
+        rocket_revoke_core::store::SqliteStore::new(pool)
+            .await
+            .unwrap(),
+    );
     let e = Engine::new(store, fast()).await.unwrap();
 
     let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();

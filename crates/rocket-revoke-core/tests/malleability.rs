@@ -10,7 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rocket_revoke_core::store::{SqliteStore, Store};
-use rocket_revoke_core::{Engine, EngineConfig, NoExtra, RevokeRequest, Scope, Verifier, VerifierConfig};
+use rocket_revoke_core::{
+    Engine, EngineConfig, NoExtra, RevokeRequest, Scope, Verifier, VerifierConfig,
+};
 
 /// The order of P-256, big-endian.
 const P256_N: [u8; 32] = [

@@ -4,9 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use jsonwebtoken::Algorithm;
-use rocket_revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
 use rocket::figment::providers::Serialized;
 use rocket::figment::{self, Figment};
+use rocket_revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
 use serde::{Deserialize, Serialize};
 
 /// The configuration of the [`Revoke`](crate::Revoke) fairing: the `revoke` table of the
@@ -495,7 +495,9 @@ impl RevokeConfig {
         if self.refresh_ttl <= 0 {
             return invalid("refresh_ttl", "must be a positive number of seconds");
         }
-        if self.max_token_ttl_secs <= 0 || self.max_token_ttl_secs > rocket_revoke_core::MAX_TTL_SECS {
+        if self.max_token_ttl_secs <= 0
+            || self.max_token_ttl_secs > rocket_revoke_core::MAX_TTL_SECS
+        {
             return invalid(
                 "max_token_ttl_secs",
                 "must be a positive number of seconds, at most 10 years",
@@ -551,7 +553,9 @@ impl RevokeConfig {
                 "must be at most 65536 slots per thread (each can hold about 3.5 KiB)",
             );
         }
-        if self.profile == rocket_revoke_core::TokenProfile::Rfc9068 && self.issuer_config().is_some() {
+        if self.profile == rocket_revoke_core::TokenProfile::Rfc9068
+            && self.issuer_config().is_some()
+        {
             return invalid(
                 "profile",
                 "\"rfc9068\" is for tokens an identity provider issues: this app mints its own (a signing key for the first algorithm is set), and they carry no `client_id`",
@@ -663,7 +667,8 @@ impl RevokeConfig {
     /// Loads the verification keys, fetching `jwks_url` when one is configured; an error
     /// names the key at fault. The verifier reads the system clock.
     pub async fn verifier(&self) -> Result<rocket_revoke_core::Verifier, ConfigError> {
-        self.verifier_with_clock(rocket_revoke_core::system_clock()).await
+        self.verifier_with_clock(rocket_revoke_core::system_clock())
+            .await
     }
 
     /// [`RevokeConfig::verifier`] reading the time (and the JWKS key set's age) from `clock`.

@@ -2,10 +2,10 @@
 
 use std::io::Cursor;
 
-use rocket_revoke_core::{RefreshError, Scope, VerifyError};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
+use rocket_revoke_core::{RefreshError, Scope, VerifyError};
 
 use crate::Revoker;
 

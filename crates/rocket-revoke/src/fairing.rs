@@ -3,12 +3,12 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
-use rocket_revoke_core::{Engine, Issuer, SharedClock};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::Status;
 use rocket::{Build, Ignite, Orbit, Request, Response, Rocket};
 use rocket_db_pools::Database;
+use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
+use rocket_revoke_core::{Engine, Issuer, SharedClock};
 
 use crate::{RevokeConfig, Revoker};
 

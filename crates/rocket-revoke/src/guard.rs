@@ -4,9 +4,9 @@ use std::cell::RefCell;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
 
-use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
+use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
 use serde::de::DeserializeOwned;
 
 use crate::{AuthError, Revoker};

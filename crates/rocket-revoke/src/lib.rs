@@ -119,8 +119,8 @@ pub use fairing::{Revoke, RevokeClock, RevokePool};
 pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
 pub use metrics::{metrics_route, Metrics};
-pub use rocket_revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use revoker::{Health, PublicHealth, Revoker};
+pub use rocket_revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use routes::{health_routes, oauth_routes};
 
 /// The README's Rust blocks, compiled as doctests so the documented setup keeps building.

@@ -19,10 +19,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use rocket_revoke_core::{Scope, VerifyError};
 use rocket::http::ContentType;
 use rocket::response::{self, Responder};
 use rocket::{get, Request, Route};
+use rocket_revoke_core::{Scope, VerifyError};
 
 use crate::{AuthError, Revoker};
 

@@ -4,15 +4,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::{Ignite, Phase, Rocket, Sentinel};
 use rocket_revoke_core::store::Store;
 use rocket_revoke_core::sync::SyncStatus;
 use rocket_revoke_core::{
     Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
 use rocket_revoke_core::{JwksRefresher, JwksStatus};
-use rocket::http::Status;
-use rocket::request::{FromRequest, Outcome, Request};
-use rocket::{Ignite, Phase, Rocket, Sentinel};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

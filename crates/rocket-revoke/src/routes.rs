@@ -2,13 +2,13 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rocket_revoke_core::{Claims, TokenKind};
 use rocket::form::{Form, FromForm, Lenient};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::serde::json::serde_json::{self, Map, Value};
 use rocket::{get, post, Route};
+use rocket_revoke_core::{Claims, TokenKind};
 
 use crate::Revoker;
 

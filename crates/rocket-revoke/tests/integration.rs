@@ -9,7 +9,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::{eventually, TestDb};
 use jsonwebtoken::{EncodingKey, Header as JwtHeader};
-use rocket_revoke_core::{now_secs, TokenKind};
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
@@ -17,6 +16,7 @@ use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, Build, Rocket};
 use rocket_db_pools::{sqlx, Database};
 use rocket_revoke::{AuthError, Authenticated, Revoke, RevokeConfig, Revoker, Scope, Verified};
+use rocket_revoke_core::{now_secs, TokenKind};
 use serde::Deserialize;
 
 const SECRET: &str = "integration-test-secret-0123456789abcdef";

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use common::{eventually, TestDb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header as JwtHeader};
-use rocket_revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
 use rocket::{get, routes};
 use rocket_db_pools::{sqlx, Database};
 use rocket_revoke::{Authenticated, Revoke, RevokeClock, Revoker};
+use rocket_revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ISSUER: &str = "https://sso.test/realms/main";

@@ -5,7 +5,6 @@ mod common;
 
 use common::TestDb;
 use jsonwebtoken::{EncodingKey, Header as JwtHeader};
-use rocket_revoke_core::now_secs;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -13,6 +12,7 @@ use rocket::serde::json::{json, Value};
 use rocket::{get, routes};
 use rocket_db_pools::{sqlx, Database};
 use rocket_revoke::{Authenticated, Revoke, Revoker};
+use rocket_revoke_core::now_secs;
 
 const SECRET: &str = "sources-test-secret-0123456789abcdef";
 

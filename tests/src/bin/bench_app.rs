@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use rocket_revoke_core::{Claims, NoExtra, TokenKind};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
@@ -35,6 +34,7 @@ use rocket::serde::json::{json, Json, Value};
 use rocket::{delete, get, post, routes, Build, Rocket};
 use rocket_db_pools::{sqlx, Database};
 use rocket_revoke::{AuthError, Authenticated, Health, RevokeRequest, Revoker};
+use rocket_revoke_core::{Claims, NoExtra, TokenKind};
 use serde::Deserialize;
 
 // The same `revoke` database types as the demo, so both pick the backend the same way.

@@ -2,8 +2,8 @@
 //! verifiers and the guard's work between header and claims.
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
 use rocket_revoke::Authenticated;
+use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind, Verifier, VerifierConfig};
 
 /// The HS256 secret of [`token`] and both [`verifiers`].
 pub const SECRET: &[u8] = b"bench-secret-0123456789abcdef-0123456789";
