@@ -79,6 +79,7 @@ pub fn set() -> &'static RevocationSet {
         let rev = |scope, key: &str, cutoff| Revocation {
             scope,
             key: key.into(),
+            issuer: None,
             cutoff,
             expires_at: Some(NOW + 3600),
             reason: None,

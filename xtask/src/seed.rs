@@ -172,6 +172,7 @@ fn generate(
                 revs.push(Revocation {
                     scope: Scope::Family,
                     key: fid,
+                    issuer: None,
                     cutoff: None,
                     expires_at: Some(now + month),
                     reason: Some(REASONS[rng.gen_range(0..REASONS.len())].into()),
@@ -192,6 +193,7 @@ fn generate(
         revs.push(Revocation {
             scope: Scope::Subject,
             key: format!("user-{s:06}"),
+            issuer: None,
             cutoff: Some(now - rng.gen_range(0..86_400)),
             expires_at: Some(now + month),
             reason: Some("user logged out everywhere".into()),
@@ -212,6 +214,7 @@ fn jti_rev(rng: &mut StdRng, jti: &str, exp: i64, now: i64) -> Revocation {
     Revocation {
         scope: Scope::Jti,
         key: jti.to_owned(),
+        issuer: None,
         cutoff: None,
         expires_at: Some(exp.max(now + 60)),
         reason: Some(REASONS[rng.gen_range(0..REASONS.len())].into()),

@@ -97,6 +97,9 @@ pub struct EventsArgs {
     /// Only events of this scope: jti, subject, family or global.
     #[arg(long)]
     pub scope: Option<Scope>,
+    /// Only events of revocations scoped to exactly this issuer ("" for the unscoped ones).
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
     /// Only events by exactly this actor.
     #[arg(long)]
     pub actor: Option<String>,
@@ -124,6 +127,11 @@ pub struct RevokeArgs {
     /// milliseconds, or `now`); not in the future.
     #[arg(long, value_name = "TIME")]
     pub before: Option<String>,
+    /// Only tokens of this issuer (their `iss` claim): for an app that accepts several
+    /// identity providers, where subject "42" at one is not subject "42" at another. Without
+    /// it, the revocation applies to tokens of every issuer.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
     /// Why (recorded in the audit trail).
     #[arg(long)]
     pub reason: Option<String>,
@@ -147,6 +155,10 @@ pub struct RestoreArgs {
     /// Lift the global cut-off.
     #[arg(long)]
     pub global: bool,
+    /// Lift the revocation scoped to this issuer (made with `revoke --issuer`); without it,
+    /// the unscoped one.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
     /// Why (recorded in the audit trail).
     #[arg(long)]
     pub reason: Option<String>,
@@ -216,6 +228,8 @@ pub struct EventJson {
     kind: String,
     scope: Scope,
     key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
     cutoff: Option<String>,
     expires_at: Option<String>,
     reason: Option<String>,
@@ -230,6 +244,7 @@ impl From<&Event> for EventJson {
             kind: e.kind.as_str().to_owned(),
             scope: e.scope,
             key: e.key.clone(),
+            issuer: e.issuer.clone(),
             cutoff: e.cutoff.map(timefmt::rfc3339),
             expires_at: e.expires_at.map(timefmt::rfc3339),
             reason: e.reason.clone(),
@@ -433,10 +448,18 @@ fn event_line(e: &Event) -> String {
         timefmt::rfc3339(e.at_ms.div_euclid(1000)),
         e.kind.as_str(),
         e.scope.as_str(),
-        dash(Some(&e.key)),
+        dash(Some(&scoped_key(e))),
         dash(e.actor.as_deref()),
         dash(e.reason.as_deref())
     )
+}
+
+/// The key as the text output shows it: with its issuer scope, when it has one.
+fn scoped_key(e: &Event) -> String {
+    match &e.issuer {
+        Some(iss) => format!("{} (iss {iss})", e.key),
+        None => e.key.clone(),
+    }
 }
 
 fn event_header() -> String {
@@ -539,6 +562,7 @@ async fn events(engine: &Engine, a: EventsArgs, json: bool) -> Result<(), Failur
     let q = EventQuery {
         scope: a.scope,
         key: a.key,
+        issuer: a.issuer,
         actor: a.actor,
         since_ms,
         before_id: None,
@@ -577,7 +601,7 @@ fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
     if json {
         return print_json(&EventJson::from(e));
     }
-    let what = if e.scope == Scope::Global {
+    let mut what = if e.scope == Scope::Global {
         format!(
             "every token issued at or before {}",
             e.cutoff.map(timefmt::rfc3339).unwrap_or_default()
@@ -585,6 +609,9 @@ fn print_event(e: &Event, json: bool, verb: &str) -> Result<(), Failure> {
     } else {
         format!("{} {}", e.scope, e.key)
     };
+    if let Some(iss) = &e.issuer {
+        what.push_str(&format!(" of issuer {iss}"));
+    }
     match e.expires_at {
         Some(until) if e.kind == rocket_revoke_core::EventKind::Revoke => revokectl::say!(
             "{verb} {what} (event #{}), in force until {}",
@@ -622,6 +649,9 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
     if let Some(r) = a.reason {
         req = req.reason(r);
     }
+    if let Some(iss) = a.issuer {
+        req = req.issuer(iss);
+    }
     if req.scope != Scope::Global && req.key.trim().is_empty() {
         return Err(Failure::usage(format!(
             "a {} revocation needs a key",
@@ -632,7 +662,7 @@ async fn revoke(engine: &Engine, a: RevokeArgs, json: bool) -> Result<(), Failur
     match engine.revoke(req.clone()).await? {
         Some(event) => print_event(&event, json, "revoked"),
         None if json => print_json(&serde_json::json!({
-            "scope": req.scope, "key": req.key, "changed": false,
+            "scope": req.scope, "key": req.key, "issuer": req.issuer, "changed": false,
         })),
         None => {
             revokectl::say!(
@@ -658,15 +688,17 @@ async fn restore(engine: &Engine, a: RestoreArgs, json: bool) -> Result<(), Fail
         return Err(Failure::usage("nothing to restore"));
     };
     let actor = a.actor.unwrap_or_else(default_actor);
+    let issuer = a.issuer.as_deref().filter(|i| !i.is_empty());
     match engine
-        .restore(scope, &key, a.reason.as_deref(), Some(&actor))
+        .restore_scoped(scope, issuer, &key, a.reason.as_deref(), Some(&actor))
         .await?
     {
         Some(e) => print_event(&e, json, "restored"),
         None if scope == Scope::Global => Err(Failure::op("there is no global cut-off to lift")),
-        None => Err(Failure::op(format!(
-            "there is no {scope} revocation of {key}"
-        ))),
+        None => Err(Failure::op(match issuer {
+            Some(iss) => format!("there is no {scope} revocation of {key} scoped to issuer {iss}"),
+            None => format!("there is no {scope} revocation of {key}"),
+        })),
     }
 }
 

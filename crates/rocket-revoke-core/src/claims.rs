@@ -72,6 +72,7 @@ impl<E> Claims<E> {
             sub: self.sub.as_deref(),
             fid: self.fid.as_deref(),
             iat: self.iat,
+            iss: self.iss.as_deref(),
         }
     }
 }

@@ -132,6 +132,9 @@ pub struct RevokeRequest {
     pub scope: Scope,
     /// The jti, subject or family id (ignored for global).
     pub key: String,
+    /// The issuer it is scoped to ([`Revocation::issuer`]); `None` (the default) for every
+    /// issuer. Set it when the app accepts tokens of more than one issuer.
+    pub issuer: Option<String>,
     /// For subject and global: revoke tokens issued at or before this time (default now).
     pub cutoff: Option<i64>,
     /// For a jti: the token's `exp` (default: from the registry; unknown, the longest
@@ -149,6 +152,7 @@ impl RevokeRequest {
         Self {
             scope,
             key: key.into(),
+            issuer: None,
             cutoff: None,
             expires_at: None,
             reason: None,
@@ -177,6 +181,13 @@ impl RevokeRequest {
             cutoff: Some(cutoff),
             ..Self::new(Scope::Global, "")
         }
+    }
+
+    /// Scopes the revocation to tokens of issuer `iss` (their `iss` claim); an empty one is
+    /// no scope. Subject "42" at one identity provider is not subject "42" at another.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuer = Some(iss.into());
+        self
     }
 
     /// Sets the reason.
@@ -422,9 +433,25 @@ impl Engine {
     }
 
     /// Lifts a revocation; `None` when there was none. The key is taken exactly as given.
+    /// This lifts the revocation for every issuer (the unscoped one); see
+    /// [`restore_scoped`](Self::restore_scoped) for one scoped to an issuer.
     pub async fn restore(
         &self,
         scope: Scope,
+        key: &str,
+        reason: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Option<Event>> {
+        self.restore_scoped(scope, None, key, reason, actor).await
+    }
+
+    /// Lifts the revocation of `key` scoped to `issuer` ([`Revocation::issuer`]; `None` or
+    /// empty: the unscoped one). Only that revocation is lifted: an unscoped one of the same
+    /// key, or another issuer's, stays in force.
+    pub async fn restore_scoped(
+        &self,
+        scope: Scope,
+        issuer: Option<&str>,
         key: &str,
         reason: Option<&str>,
         actor: Option<&str>,
@@ -435,9 +462,15 @@ impl Engine {
             )));
         }
         check_len("key", Some(key))?;
+        check_len("issuer", issuer)?;
         check_len("reason", reason)?;
         check_len("actor", actor)?;
-        let event = self.inner.store.restore(scope, key, reason, actor).await?;
+        let issuer = issuer.filter(|i| !i.is_empty());
+        let event = self
+            .inner
+            .store
+            .restore(scope, issuer, key, reason, actor)
+            .await?;
         if let Some(e) = &event {
             self.inner
                 .sync
@@ -527,6 +560,7 @@ impl Engine {
             )));
         }
         check_len("key", Some(&req.key))?;
+        check_len("issuer", req.issuer.as_deref())?;
         check_len("reason", req.reason.as_deref())?;
         check_len("actor", req.actor.as_deref())?;
         if let Some(cutoff) = req.cutoff {
@@ -569,6 +603,7 @@ impl Engine {
             } else {
                 key
             },
+            issuer: req.issuer.filter(|i| !i.is_empty()),
             cutoff,
             expires_at: Some(expires_at),
             reason: req.reason,

@@ -216,6 +216,7 @@ impl Issuer {
         let on_reuse = Revocation {
             scope: Scope::Family,
             key: fid.clone(),
+            issuer: None,
             cutoff: None,
             expires_at: Some(self.engine.bounds().issued_until(now)),
             reason: Some("refresh token reuse detected".into()),
@@ -225,7 +226,7 @@ impl Issuer {
         match self
             .engine
             .store()
-            .rotate(jti, now, &records, &on_reuse)
+            .rotate(jti, claims.iss.as_deref(), now, &records, &on_reuse)
             .await?
         {
             Rotation::Rotated => Ok(pair),

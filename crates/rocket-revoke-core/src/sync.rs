@@ -269,7 +269,8 @@ impl Syncer {
                 }
             }
             EventKind::Restore => {
-                self.set.restore(e.scope, &e.key);
+                self.set
+                    .restore_scoped(e.scope, e.issuer.as_deref(), &e.key);
             }
             // The family revocation travels as its own Revoke event.
             EventKind::ReuseDetected => {}

@@ -119,6 +119,9 @@ pub struct TokenRef<'a> {
     /// The token's `iat` in seconds since the epoch. A token without one is treated as issued
     /// before any cut-off (fail closed).
     pub iat: Option<i64>,
+    /// The token's `iss`: revocations scoped to an issuer ([`Revocation::issuer`]) apply only
+    /// to tokens that carry it; unscoped ones apply whatever it is.
+    pub iss: Option<&'a str>,
 }
 
 /// One revocation as stored in the database and applied to the set.
@@ -128,6 +131,12 @@ pub struct Revocation {
     pub scope: Scope,
     /// The jti, subject or family id; empty for [`Scope::Global`].
     pub key: String,
+    /// The issuer (`iss`) it is scoped to: it applies only to tokens from that issuer, so
+    /// subject "42" at one identity provider is not subject "42" at another. `None` (stored
+    /// as an empty string) applies to tokens of every issuer, as every revocation did before
+    /// issuer scopes existed; a single-issuer app needs nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// For [`Scope::Subject`] and [`Scope::Global`]: tokens with `iat <= cutoff` are revoked.
     pub cutoff: Option<i64>,
     /// When the entry may be pruned (seconds since the epoch); `None` keeps it forever.
@@ -191,6 +200,10 @@ pub struct Event {
     pub scope: Scope,
     /// The jti, subject or family id; empty for global.
     pub key: String,
+    /// The issuer the revocation is scoped to ([`Revocation::issuer`]); `None` for every
+    /// issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The cut-off for subject and global revocations.
     pub cutoff: Option<i64>,
     /// The revocation's expiry.
@@ -207,6 +220,7 @@ impl Event {
         (self.kind == EventKind::Revoke).then(|| Revocation {
             scope: self.scope,
             key: self.key.clone(),
+            issuer: self.issuer.clone(),
             cutoff: self.cutoff,
             expires_at: self.expires_at,
             reason: self.reason.clone(),
@@ -214,6 +228,16 @@ impl Event {
             revoked_at: self.at_ms.div_euclid(1000),
         })
     }
+}
+
+/// The database's spelling of an issuer scope: `""` for none.
+pub(crate) fn issuer_column(issuer: Option<&str>) -> &str {
+    issuer.unwrap_or_default()
+}
+
+/// An issuer scope as read from the database: `""` is none.
+pub(crate) fn issuer_from_column(column: String) -> Option<String> {
+    (!column.is_empty()).then_some(column)
 }
 
 /// Seconds since the Unix epoch, now.

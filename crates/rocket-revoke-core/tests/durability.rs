@@ -25,6 +25,7 @@ fn revocation(key: &str) -> Revocation {
     Revocation {
         scope: Scope::Subject,
         key: key.to_owned(),
+        issuer: None,
         cutoff: Some(1_000),
         expires_at: None,
         reason: Some("durability test".into()),
@@ -89,7 +90,7 @@ async fn revocation_writes_run_with_synchronous_full_on_a_pool_opened_normal() {
         .await
         .expect("reset");
     let restored = store
-        .restore(Scope::Subject, "alice", None, None)
+        .restore(Scope::Subject, None, "alice", None, None)
         .await
         .expect("restore");
     assert!(restored.is_some());

@@ -62,6 +62,7 @@ fn r<'a>(jti: &'a str, sub: &'a str, fid: Option<&'a str>, iat: i64) -> TokenRef
         sub: Some(sub),
         fid,
         iat: Some(iat),
+        iss: None,
     }
 }
 

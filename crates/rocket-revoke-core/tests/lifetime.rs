@@ -102,6 +102,7 @@ fn sub_ref(sub: &str, iat: i64) -> TokenRef<'_> {
         sub: Some(sub),
         fid: None,
         iat: Some(iat),
+        iss: None,
     }
 }
 

@@ -112,20 +112,24 @@ impl Store for Gate {
     async fn restore(
         &self,
         scope: Scope,
+        issuer: Option<&str>,
         key: &str,
         reason: Option<&str>,
         actor: Option<&str>,
     ) -> Result<Option<Event>> {
-        self.inner.restore(scope, key, reason, actor).await
+        self.inner.restore(scope, issuer, key, reason, actor).await
     }
     async fn rotate(
         &self,
         old_jti: &str,
+        issuer: Option<&str>,
         now: i64,
         new_tokens: &[TokenRecord],
         on_reuse: &Revocation,
     ) -> Result<Rotation> {
-        self.inner.rotate(old_jti, now, new_tokens, on_reuse).await
+        self.inner
+            .rotate(old_jti, issuer, now, new_tokens, on_reuse)
+            .await
     }
     async fn snapshot_into(&self, now: i64, sink: &mut dyn SnapshotSink) -> Result<i64> {
         self.inner.snapshot_into(now, sink).await

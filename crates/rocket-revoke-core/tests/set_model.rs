@@ -1,5 +1,7 @@
 //! Model-based test of `RevocationSet`: random operation sequences run against the set and a
-//! plain `HashMap` model; every `check` answer and every count must agree.
+//! plain `HashMap` model; every `check` answer and every count must agree. Revocations come
+//! unscoped and scoped to issuers (whose names are prefixes of each other, so a key that
+//! confused issuer and key bytes would show), and tokens come with and without `iss`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use proptest::prelude::*;
@@ -23,6 +25,32 @@ const KEYS: &[&str] = &[
     "bob",
 ];
 
+/// Issuer scopes: `None`, the empty one (the same as none), and names that are prefixes of
+/// each other and of keys.
+const ISSUERS: &[Option<&str>] = &[
+    None,
+    Some(""),
+    Some("https://a"),
+    Some("https://ab"),
+    Some("b"),
+];
+
+/// What a token's `iss` can be.
+const TOKEN_ISS: &[Option<&str>] = &[
+    None,
+    Some("https://a"),
+    Some("https://ab"),
+    Some("b"),
+    Some("c"),
+];
+
+/// A model key: the issuer scope (`None` for every issuer) and the key.
+type K = (Option<String>, String);
+
+fn scope_of(issuer: Option<&str>) -> Option<String> {
+    issuer.filter(|i| !i.is_empty()).map(str::to_owned)
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Jti(usize, i64),
@@ -30,20 +58,28 @@ enum Op {
     Family(usize, Option<i64>),
     Global(Option<i64>),
     Apply(Revocation),
-    Restore(Scope, usize),
+    Restore(Scope, usize, usize),
     Prune(i64),
     ReplaceAll(Vec<Revocation>),
     /// Insert `n` generated UUID jtis (forces growth) with the given expiry.
     Bulk(u16, u64, i64),
-    Check(Option<usize>, Option<usize>, Option<usize>, Option<i64>),
+    Check(
+        Option<usize>,
+        Option<usize>,
+        Option<usize>,
+        Option<i64>,
+        usize,
+    ),
 }
 
 #[derive(Default, Debug)]
 struct Model {
-    jtis: HashMap<String, Option<i64>>,
-    subjects: HashMap<String, (i64, Option<i64>)>,
-    families: HashMap<String, Option<i64>>,
+    jtis: HashMap<K, Option<i64>>,
+    subjects: HashMap<K, (i64, Option<i64>)>,
+    families: HashMap<K, Option<i64>>,
     global: Option<(i64, Option<i64>)>,
+    /// Issuers' own global cut-offs.
+    globals: HashMap<String, (i64, Option<i64>)>,
 }
 
 /// jtis match exactly, UUIDs included (as the database compares them).
@@ -61,49 +97,60 @@ fn later(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 
 impl Model {
     fn apply(&mut self, rev: &Revocation) {
+        let iss = scope_of(rev.issuer.as_deref());
+        let cut = (rev.cutoff.unwrap_or(rev.revoked_at), rev.expires_at);
         match rev.scope {
             Scope::Jti => {
                 let e = self
                     .jtis
-                    .entry(norm_jti(&rev.key))
+                    .entry((iss, norm_jti(&rev.key)))
                     .or_insert(rev.expires_at);
                 *e = later(*e, rev.expires_at);
             }
             Scope::Subject => {
-                self.subjects.insert(
-                    rev.key.clone(),
-                    (rev.cutoff.unwrap_or(rev.revoked_at), rev.expires_at),
-                );
+                self.subjects.insert((iss, rev.key.clone()), cut);
             }
             Scope::Family => {
                 let e = self
                     .families
-                    .entry(rev.key.clone())
+                    .entry((iss, rev.key.clone()))
                     .or_insert(rev.expires_at);
                 *e = later(*e, rev.expires_at);
             }
-            Scope::Global => {
-                self.global = Some((rev.cutoff.unwrap_or(rev.revoked_at), rev.expires_at));
-            }
+            Scope::Global => match iss {
+                Some(iss) => {
+                    self.globals.insert(iss, cut);
+                }
+                None => self.global = Some(cut),
+            },
         }
     }
 
-    fn restore(&mut self, scope: Scope, key: &str) -> bool {
+    fn restore(&mut self, scope: Scope, issuer: Option<&str>, key: &str) -> bool {
+        let iss = scope_of(issuer);
         match scope {
-            Scope::Jti => self.jtis.remove(&norm_jti(key)).is_some(),
-            Scope::Subject => self.subjects.remove(key).is_some(),
-            Scope::Family => self.families.remove(key).is_some(),
-            Scope::Global => self.global.take().is_some(),
+            Scope::Jti => self.jtis.remove(&(iss, norm_jti(key))).is_some(),
+            Scope::Subject => self.subjects.remove(&(iss, key.to_owned())).is_some(),
+            Scope::Family => self.families.remove(&(iss, key.to_owned())).is_some(),
+            Scope::Global => match iss {
+                Some(iss) => self.globals.remove(&iss).is_some(),
+                None => self.global.take().is_some(),
+            },
         }
+    }
+
+    fn entries(&self) -> usize {
+        self.jtis.len() + self.subjects.len() + self.families.len() + self.globals.len()
     }
 
     fn prune(&mut self, now: i64) -> usize {
         let gone = |e: &Option<i64>| e.is_some_and(|e| e < now);
-        let before = self.jtis.len() + self.subjects.len() + self.families.len();
+        let before = self.entries();
         self.jtis.retain(|_, e| !gone(e));
         self.subjects.retain(|_, (_, e)| !gone(e));
         self.families.retain(|_, e| !gone(e));
-        let mut n = before - (self.jtis.len() + self.subjects.len() + self.families.len());
+        self.globals.retain(|_, (_, e)| !gone(e));
+        let mut n = before - self.entries();
         if self.global.is_some_and(|(_, e)| gone(&e)) {
             self.global = None;
             n += 1;
@@ -111,29 +158,48 @@ impl Model {
         n
     }
 
+    /// The set's order: the global cut-off, then the entries scoped to the token's issuer
+    /// (global, subject, family, jti), then the unscoped ones.
     fn check(&self, t: &TokenRef<'_>) -> Option<Scope> {
         let before = |c: i64| t.iat.is_none_or(|iat| iat <= c);
         if self.global.is_some_and(|(c, _)| before(c)) {
             return Some(Scope::Global);
         }
-        if let Some(&(c, _)) = t.sub.and_then(|s| self.subjects.get(s)) {
+        if let Some(iss) = t.iss {
+            if self.globals.get(iss).is_some_and(|&(c, _)| before(c)) {
+                return Some(Scope::Global);
+            }
+            if let Some(scope) = self.check_keys(t, Some(iss.to_owned())) {
+                return Some(scope);
+            }
+        }
+        self.check_keys(t, None)
+    }
+
+    fn check_keys(&self, t: &TokenRef<'_>, iss: Option<String>) -> Option<Scope> {
+        let before = |c: i64| t.iat.is_none_or(|iat| iat <= c);
+        let k = |key: &str| (iss.clone(), key.to_owned());
+        if let Some(&(c, _)) = t.sub.and_then(|s| self.subjects.get(&k(s))) {
             if before(c) {
                 return Some(Scope::Subject);
             }
         }
-        if t.fid.is_some_and(|f| self.families.contains_key(f)) {
+        if t.fid.is_some_and(|f| self.families.contains_key(&k(f))) {
             return Some(Scope::Family);
         }
-        if t.jti.is_some_and(|j| self.jtis.contains_key(&norm_jti(j))) {
+        if t.jti
+            .is_some_and(|j| self.jtis.contains_key(&k(&norm_jti(j))))
+        {
             return Some(Scope::Jti);
         }
         None
     }
 
+    /// As the set counts: an issuer's global cut-off lives in the subject table.
     fn counts(&self) -> SetCounts {
         SetCounts {
             jtis: self.jtis.len(),
-            subjects: self.subjects.len(),
+            subjects: self.subjects.len() + self.globals.len(),
             families: self.families.len(),
             global: self.global.is_some(),
         }
@@ -166,6 +232,10 @@ fn scope() -> impl Strategy<Value = Scope> {
     ]
 }
 
+fn issuer() -> impl Strategy<Value = usize> {
+    0..ISSUERS.len()
+}
+
 fn revocation() -> impl Strategy<Value = Revocation> {
     (
         scope(),
@@ -173,14 +243,16 @@ fn revocation() -> impl Strategy<Value = Revocation> {
         proptest::option::of(time()),
         proptest::option::of(time()),
         time(),
+        issuer(),
     )
-        .prop_map(|(scope, k, cutoff, expires_at, revoked_at)| Revocation {
+        .prop_map(|(scope, k, cutoff, expires_at, revoked_at, i)| Revocation {
             scope,
             key: if scope == Scope::Global {
                 String::new()
             } else {
                 KEYS[k].to_owned()
             },
+            issuer: ISSUERS[i].map(str::to_owned),
             cutoff,
             expires_at,
             reason: None,
@@ -197,37 +269,42 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (key(), proptest::option::of(time())).prop_map(|(k, e)| Op::Family(k, e)),
         1 => proptest::option::of(time()).prop_map(Op::Global),
         3 => revocation().prop_map(Op::Apply),
-        3 => (scope(), key()).prop_map(|(s, k)| Op::Restore(s, k)),
+        3 => (scope(), issuer(), key()).prop_map(|(s, i, k)| Op::Restore(s, i, k)),
         2 => time().prop_map(Op::Prune),
         1 => proptest::collection::vec(revocation(), 0..12).prop_map(Op::ReplaceAll),
         1 => (0_u16..300, 0_u64..4, time()).prop_map(|(n, s, e)| Op::Bulk(n, s, e)),
-        4 => (opt_key(), opt_key(), opt_key(), proptest::option::of(time()))
-            .prop_map(|(j, s, f, iat)| Op::Check(j, s, f, iat)),
+        4 => (opt_key(), opt_key(), opt_key(), proptest::option::of(time()), 0..TOKEN_ISS.len())
+            .prop_map(|(j, s, f, iat, i)| Op::Check(j, s, f, iat, i)),
     ]
 }
 
 fn compare_all(set: &RevocationSet, model: &Model) {
     assert_eq!(set.len(), model.counts());
-    for iat in [None, Some(0), Some(50), Some(99)] {
-        for k in KEYS {
-            for t in [
-                TokenRef {
-                    jti: Some(k),
-                    iat,
-                    ..TokenRef::default()
-                },
-                TokenRef {
-                    sub: Some(k),
-                    iat,
-                    ..TokenRef::default()
-                },
-                TokenRef {
-                    fid: Some(k),
-                    iat,
-                    ..TokenRef::default()
-                },
-            ] {
-                assert_eq!(set.check(&t), model.check(&t), "{t:?}");
+    for iss in TOKEN_ISS.iter().copied() {
+        for iat in [None, Some(0), Some(50), Some(99)] {
+            for k in KEYS {
+                for t in [
+                    TokenRef {
+                        jti: Some(k),
+                        iat,
+                        iss,
+                        ..TokenRef::default()
+                    },
+                    TokenRef {
+                        sub: Some(k),
+                        iat,
+                        iss,
+                        ..TokenRef::default()
+                    },
+                    TokenRef {
+                        fid: Some(k),
+                        iat,
+                        iss,
+                        ..TokenRef::default()
+                    },
+                ] {
+                    assert_eq!(set.check(&t), model.check(&t), "{t:?}");
+                }
             }
         }
     }
@@ -245,17 +322,17 @@ proptest! {
                 Op::Jti(k, e) => {
                     set.revoke_jti(KEYS[k], e);
                     model.apply(&Revocation {
-                        scope: Scope::Jti, key: KEYS[k].to_owned(), cutoff: None,
+                        scope: Scope::Jti, key: KEYS[k].to_owned(), issuer: None, cutoff: None,
                         expires_at: Some(e), reason: None, actor: None, revoked_at: 0,
                     });
                 }
                 Op::Subject(k, c, e) => {
                     set.revoke_subject(KEYS[k], c, e);
-                    model.subjects.insert(KEYS[k].to_owned(), (c, e));
+                    model.subjects.insert((None, KEYS[k].to_owned()), (c, e));
                 }
                 Op::Family(k, e) => {
                     set.revoke_family(KEYS[k], e);
-                    let m = model.families.entry(KEYS[k].to_owned()).or_insert(e);
+                    let m = model.families.entry((None, KEYS[k].to_owned())).or_insert(e);
                     *m = later(*m, e);
                 }
                 Op::Global(c) => {
@@ -266,8 +343,12 @@ proptest! {
                     set.apply(&rev);
                     model.apply(&rev);
                 }
-                Op::Restore(scope, k) => {
-                    prop_assert_eq!(set.restore(scope, KEYS[k]), model.restore(scope, KEYS[k]));
+                Op::Restore(scope, i, k) => {
+                    let key = if scope == Scope::Global { "" } else { KEYS[k] };
+                    prop_assert_eq!(
+                        set.restore_scoped(scope, ISSUERS[i], key),
+                        model.restore(scope, ISSUERS[i], key)
+                    );
                 }
                 Op::Prune(now) => {
                     prop_assert_eq!(set.prune(now), model.prune(now));
@@ -283,16 +364,17 @@ proptest! {
                     for i in 0..u64::from(n) {
                         let k = bulk_key(seed, i);
                         set.revoke_jti(&k, e);
-                        let m = model.jtis.entry(k).or_insert(Some(e));
+                        let m = model.jtis.entry((None, k)).or_insert(Some(e));
                         *m = later(*m, Some(e));
                     }
                 }
-                Op::Check(j, s, f, iat) => {
+                Op::Check(j, s, f, iat, i) => {
                     let t = TokenRef {
                         jti: j.map(|k| KEYS[k]),
                         sub: s.map(|k| KEYS[k]),
                         fid: f.map(|k| KEYS[k]),
                         iat,
+                        iss: TOKEN_ISS[i],
                     };
                     prop_assert_eq!(set.check(&t), model.check(&t));
                 }
@@ -300,8 +382,10 @@ proptest! {
             compare_all(&set, &model);
         }
         // Every bulk key the model holds is found, and only those.
-        for (k, _) in model.jtis.iter() {
-            prop_assert!(set.contains_jti(k), "{}", k);
+        for ((iss, k), _) in model.jtis.iter() {
+            if iss.is_none() {
+                prop_assert!(set.contains_jti(k), "{}", k);
+            }
         }
     }
 }

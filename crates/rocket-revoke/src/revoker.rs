@@ -255,10 +255,26 @@ impl Revoker {
             .await
     }
 
+    /// The issuer scope a revocation made from `claims` gets: their `iss` when more than one
+    /// issuer is accepted (`issuer` lists several), since subject "42" at one identity
+    /// provider is not subject "42" at another; `None` (every issuer) otherwise, so a
+    /// single-issuer app writes exactly what it wrote before issuer scopes existed.
+    ///
+    /// Use it with [`RevokeRequest::issuer`] when revoking from a token's claims, e.g.
+    /// "log out everywhere" for the caller's subject.
+    pub fn issuer_scope<'c, E>(&self, claims: &'c Claims<E>) -> Option<&'c str> {
+        if self.inner.config.issuer.len() > 1 {
+            claims.iss.as_deref().filter(|i| !i.is_empty())
+        } else {
+            None
+        }
+    }
+
     /// Revokes the token `token` (a compact JWS). The token must verify (signature, issuer,
     /// audience, not expired): a forged token revokes nothing. Its `jti` is revoked; with
     /// `family` (and always for a refresh token) its session family is revoked as well.
-    /// Returns the events committed.
+    /// When several issuers are accepted, both are scoped to the token's issuer
+    /// ([`issuer_scope`](Self::issuer_scope)). Returns the events committed.
     pub async fn revoke_token(
         &self,
         token: &str,
@@ -270,17 +286,21 @@ impl Revoker {
             .inner
             .verifier
             .verify_at::<rocket_revoke_core::NoExtra>(token, self.inner.engine.now_secs())?;
+        let scope = |req: RevokeRequest| match self.issuer_scope(&claims) {
+            Some(iss) => req.issuer(iss),
+            None => req,
+        };
         let mut requests = Vec::with_capacity(2);
         if let Some(jti) = claims.jti.as_deref() {
             let mut req = with(RevokeRequest::jti(jti), reason, actor);
             if let Some(exp) = claims.exp {
                 req = req.expires_at(exp);
             }
-            requests.push(req);
+            requests.push(scope(req));
         }
         if family || claims.kind == Some(TokenKind::Refresh) {
             if let Some(fid) = claims.fid.as_deref() {
-                requests.push(with(RevokeRequest::family(fid), reason, actor));
+                requests.push(scope(with(RevokeRequest::family(fid), reason, actor)));
             }
         }
         if requests.is_empty() {

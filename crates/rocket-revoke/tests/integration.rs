@@ -770,7 +770,54 @@ async fn health_reports_backend_and_sync(db: &TestDb) {
     );
 }
 
+/// With two issuers accepted, subject "42" at one is not subject "42" at the other: a
+/// revocation scoped to an issuer refuses only its tokens, and revoking a token by string
+/// scopes the revocation to that token's issuer. With one issuer, nothing is scoped.
+async fn revocations_are_scoped_by_issuer_when_two_are_accepted(db: &TestDb) {
+    const OTHER: &str = "https://other-issuer.test";
+    let mut table = revoke_table();
+    table["issuer"] = json!([ISSUER, OTHER]);
+    let two = Client::tracked(app_with(db, db.figment().merge(("revoke", table))))
+        .await
+        .expect("valid rocket");
+    let revoker = Revoker::fetch(two.rocket()).expect("revoker").clone();
+    let ours = |iss: &str| sign(&with(claims("42"), "iss", json!(iss)), SECRET);
+    let (mine, theirs) = (ours(ISSUER), ours(OTHER));
+    revoker
+        .revoke(rocket_revoke::RevokeRequest::subject("42").issuer(OTHER))
+        .await
+        .expect("revoke");
+    assert_invalid_token(get_me(&two, &theirs).await, "token revoked (subject)").await;
+    assert_eq!(get_me(&two, &mine).await.status(), Status::Ok);
+    // The same jti at both issuers: revoking one token by string scopes it to its issuer.
+    let c = claims("7");
+    let at_ours = sign(&c, SECRET);
+    let at_other = sign(&with(c, "iss", json!(OTHER)), SECRET);
+    let events = revoker
+        .revoke_token(&at_ours, true, Some("lost"), None)
+        .await
+        .expect("revoke token");
+    assert_eq!(events.len(), 2, "jti and family");
+    assert!(
+        events.iter().all(|e| e.issuer.as_deref() == Some(ISSUER)),
+        "{events:?}"
+    );
+    assert_eq!(get_me(&two, &at_ours).await.status(), Status::Unauthorized);
+    assert_eq!(get_me(&two, &at_other).await.status(), Status::Ok);
+
+    // One issuer: what is written is unscoped, as before issuer scopes existed.
+    let single = client(db).await;
+    let revoker = Revoker::fetch(single.rocket()).expect("revoker").clone();
+    let events = revoker
+        .revoke_token(&sign(&claims("8"), SECRET), true, None, None)
+        .await
+        .expect("revoke token");
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.issuer.is_none()), "{events:?}");
+}
+
 both_backends!(
+    revocations_are_scoped_by_issuer_when_two_are_accepted,
     valid_token_is_accepted,
     missing_header_gets_a_bare_challenge,
     bad_tokens_are_rejected_with_rfc6750_errors,

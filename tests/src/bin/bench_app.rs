@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /open` | none |
 //! | `GET /me` | rocket-revoke's `Authenticated` (in-memory set, no I/O) |
-//! | `GET /me/sql` | verify with the same `Verifier`, then `SELECT 1 FROM revoke_revocations WHERE scope='jti' AND key=$1` on the same pool |
+//! | `GET /me/sql` | verify with the same `Verifier`, then `SELECT 1 FROM revoke_revocations WHERE scope='jti' AND key=$1 AND iss=''` on the same pool |
 //! | `GET /me/redis` | verify with the same `Verifier`, then a Redis `GET revoked:jti:<jti>` (127.0.0.1:6379, `ConnectionManager`) |
 //!
 //! Helpers for the benchmark: `POST /auth/login` (as the demo: `{"username","password"}`),
@@ -176,17 +176,21 @@ impl<'r> FromRequest<'r> for SqlChecked {
             Err(e) => return Outcome::Error(e),
         };
         let found = if let Some(db) = SqliteDb::fetch(req.rocket()) {
-            sqlx::query("SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = ?1")
-                .bind(&jti)
-                .fetch_optional(&**db)
-                .await
-                .map(|row| row.is_some())
+            sqlx::query(
+                "SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = ?1 AND iss = ''",
+            )
+            .bind(&jti)
+            .fetch_optional(&**db)
+            .await
+            .map(|row| row.is_some())
         } else if let Some(db) = PgDb::fetch(req.rocket()) {
-            sqlx::query("SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = $1")
-                .bind(&jti)
-                .fetch_optional(&**db)
-                .await
-                .map(|row| row.is_some())
+            sqlx::query(
+                "SELECT 1 FROM revoke_revocations WHERE scope = 'jti' AND key = $1 AND iss = ''",
+            )
+            .bind(&jti)
+            .fetch_optional(&**db)
+            .await
+            .map(|row| row.is_some())
         } else {
             return Outcome::Error((Status::InternalServerError, AuthError::NotAttached));
         };

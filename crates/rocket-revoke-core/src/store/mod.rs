@@ -251,6 +251,8 @@ pub struct EventQuery {
     pub scope: Option<Scope>,
     /// Only events of exactly this key (jti, subject or family id).
     pub key: Option<String>,
+    /// Only events of revocations scoped to exactly this issuer (`""`: the unscoped ones).
+    pub issuer: Option<String>,
     /// Only events by exactly this actor.
     pub actor: Option<String>,
     /// Only events written at or after this time, milliseconds since the epoch.
@@ -331,7 +333,7 @@ pub trait Store: Send + Sync + 'static {
     /// Counts by status and table sizes.
     async fn stats(&self, now: i64) -> Result<Stats>;
 
-    /// Commits revocations (upserting by scope and key) and their events in one transaction.
+    /// Commits revocations (upserting by scope, issuer and key) and their events in one transaction.
     /// Returns one entry per revocation, in order: its event, or `None` when an equal or
     /// stronger revocation of the same key was already in force (then nothing was written
     /// for it and nobody is notified).
@@ -354,20 +356,24 @@ pub trait Store: Send + Sync + 'static {
         self.revoke(&revocations).await
     }
 
-    /// Lifts a revocation and records a restore event; `None` when there was nothing to lift.
+    /// Lifts a revocation (the one scoped to `issuer`, or the unscoped one for `None`) and
+    /// records a restore event; `None` when there was nothing to lift.
     async fn restore(
         &self,
         scope: Scope,
+        issuer: Option<&str>,
         key: &str,
         reason: Option<&str>,
         actor: Option<&str>,
     ) -> Result<Option<Event>>;
 
     /// Spends refresh token `old_jti` and records `new_tokens`, atomically. If it was spent
-    /// before, commits `on_reuse` (a family revocation) and a reuse event instead.
+    /// before, commits `on_reuse` (a family revocation) and a reuse event instead. `issuer`
+    /// is the token's `iss`: revocations scoped to it cover the token as unscoped ones do.
     async fn rotate(
         &self,
         old_jti: &str,
+        issuer: Option<&str>,
         now: i64,
         new_tokens: &[TokenRecord],
         on_reuse: &Revocation,

@@ -132,38 +132,39 @@ impl PgStore {
             .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
     }
 
-    /// [`super::sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, key).
+    /// [`super::sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, issuer, key).
     async fn revoke_one_statement(
         c: &mut PgConnection,
         rows: Vec<Revocation>,
         at_ms: i64,
     ) -> Result<Vec<Option<Event>>> {
         let refs: Vec<&Revocation> = rows.iter().collect();
-        type Written = (i64, String, String, Option<i64>, Option<i64>);
+        type Written = (i64, String, String, String, Option<i64>, Option<i64>);
         let written: Vec<Written> =
             bind_revocations(sqlx::query_as(super::sql::PG_REVOKE_BATCH), &refs)
                 .bind(at_ms)
                 .bind(CHANNEL)
                 .bind(EVENT_LOCK)
+                .bind(issuers(&refs))
                 .fetch_all(&mut *c)
                 .await?;
         drop(refs);
         // Keys are distinct here; a row the upsert left alone (already in force) has no event.
-        let mut written: std::collections::HashMap<(String, String), WrittenRow> = written
+        let mut written: std::collections::HashMap<super::sql::RowId, WrittenRow> = written
             .into_iter()
-            .map(|(id, scope, key, cutoff, exp)| ((scope, key), (id, cutoff, exp)))
+            .map(|(id, scope, iss, key, cutoff, exp)| ((scope, iss, key), (id, cutoff, exp)))
             .collect();
         Ok(rows
             .into_iter()
             .map(|r| {
-                let (id, cutoff, expires_at) =
-                    written.remove(&(r.scope.as_str().to_owned(), r.key.clone()))?;
+                let (id, cutoff, expires_at) = written.remove(&super::sql::row_id(&r))?;
                 Some(Event {
                     id,
                     at_ms,
                     kind: EventKind::Revoke,
                     scope: r.scope,
                     key: r.key,
+                    issuer: r.issuer,
                     cutoff,
                     expires_at,
                     reason: r.reason,
@@ -196,17 +197,22 @@ impl PgStore {
         Ok(())
     }
 
-    /// Upserts revocations with distinct (scope, key) in one statement (arrays, so the
+    /// Upserts revocations with distinct (scope, issuer, key) in one statement (arrays, so the
     /// statement text is the same for every batch size); returns each row as it now stands.
     async fn upsert_revocations(
         c: &mut PgConnection,
         rows: &[&Revocation],
-    ) -> Result<Vec<(String, String, Option<i64>, Option<i64>)>> {
-        Ok(
+    ) -> Result<Vec<(super::sql::RowId, Option<i64>, Option<i64>)>> {
+        type Row = (String, String, String, Option<i64>, Option<i64>);
+        let got: Vec<Row> =
             bind_revocations(sqlx::query_as(super::sql::PG_UPSERT_REVOCATIONS), rows)
+                .bind(issuers(rows))
                 .fetch_all(&mut *c)
-                .await?,
-        )
+                .await?;
+        Ok(got
+            .into_iter()
+            .map(|(scope, iss, key, cutoff, exp)| ((scope, iss, key), cutoff, exp))
+            .collect())
     }
 
     /// Takes the event lock, appends `events` (all of one `at_ms`), sets their ids, which
@@ -245,6 +251,12 @@ impl PgStore {
             )
             .bind(CHANNEL)
             .bind(EVENT_LOCK)
+            .bind(
+                events
+                    .iter()
+                    .map(|e| crate::types::issuer_column(e.issuer.as_deref()))
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *c)
             .await?;
         super::sql::assign_ids(events, &mut ids)
@@ -263,6 +275,14 @@ impl PgStore {
 
 /// An event written by [`super::sql::PG_REVOKE_BATCH`], by (scope, key): id, cutoff, expiry.
 type WrittenRow = (i64, Option<i64>, Option<i64>);
+
+/// The issuer scopes of `rows` (`""` for none), the array the statements read after their
+/// fixed parameters.
+fn issuers<'q>(rows: &[&'q Revocation]) -> Vec<&'q str> {
+    rows.iter()
+        .map(|r| crate::types::issuer_column(r.issuer.as_deref()))
+        .collect()
+}
 
 /// A `query_as` on PostgreSQL.
 type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>;

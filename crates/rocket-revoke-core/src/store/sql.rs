@@ -25,7 +25,7 @@ pub(super) const OBSERVE_TOKEN: &str =
 /// writes no event.
 macro_rules! upsert_revocation_tail {
     () => {
-        " ON CONFLICT (scope, key) DO UPDATE SET \
+        " ON CONFLICT (scope, iss, key) DO UPDATE SET \
      cutoff = CASE WHEN revoke_revocations.cutoff IS NULL OR excluded.cutoff > revoke_revocations.cutoff \
        THEN excluded.cutoff ELSE revoke_revocations.cutoff END, \
      expires_at = CASE WHEN revoke_revocations.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL \
@@ -36,25 +36,25 @@ macro_rules! upsert_revocation_tail {
        OR (revoke_revocations.expires_at IS NOT NULL AND (excluded.expires_at IS NULL \
          OR (excluded.expires_at > revoke_revocations.expires_at \
            AND (revoke_revocations.scope <> 'family' OR revoke_revocations.expires_at < excluded.revoked_at)))) \
-     RETURNING scope, key, cutoff, expires_at"
+     RETURNING scope, iss, key, cutoff, expires_at"
     };
 }
 
-/// Columns of an upserted revocation, in bind order.
+/// Columns of an upserted revocation, in bind order (the issuer scope last: `''` for none).
 const REVOCATION_INSERT: &str =
-    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at)";
+    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at, iss)";
 
-/// PostgreSQL: upserts revocations from seven parallel arrays (one fixed statement whatever
-/// the batch size, so it is prepared once per connection). The (scope, key) pairs must be
-/// distinct: one statement cannot update a row twice.
+/// PostgreSQL: upserts revocations from eight parallel arrays (one fixed statement whatever
+/// the batch size, so it is prepared once per connection). The (scope, issuer, key) triples
+/// must be distinct: one statement cannot update a row twice.
 pub(super) const PG_UPSERT_REVOCATIONS: &str = concat!(
-    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at) \
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[])",
+    "INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at, iss) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::text[])",
     upsert_revocation_tail!()
 );
 
 /// PostgreSQL: takes the event lock (`$10`), appends events from parallel arrays with ids in
-/// array order (`$1` is `at_ms`), and queues the NOTIFY on channel `$9` with the last id
+/// array order (`$1` is `at_ms`, `$11` the issuer scopes), and queues the NOTIFY on channel `$9` with the last id
 /// (delivered at commit), all in one statement: the lock is then held for one round trip and
 /// the commit instead of three round trips and the commit.
 ///
@@ -63,19 +63,19 @@ pub(super) const PG_UPSERT_REVOCATIONS: &str = concat!(
 /// keeps the ids in array order.
 pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_lock($10)), \
      ins AS (INSERT INTO revoke_events \
-     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
-     SELECT $1, u.kind, u.scope, u.key, u.cutoff, u.expires_at, u.reason, u.actor \
-     FROM lk, UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[]) \
-     WITH ORDINALITY AS u(kind, scope, key, cutoff, expires_at, reason, actor, n) \
+     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor, iss) \
+     SELECT $1, u.kind, u.scope, u.key, u.cutoff, u.expires_at, u.reason, u.actor, u.iss \
+     FROM lk, UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[], \
+     $11::text[]) WITH ORDINALITY AS u(kind, scope, key, cutoff, expires_at, reason, actor, iss, n) \
      ORDER BY u.n RETURNING id), \
      note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins) \
      SELECT ins.id FROM ins, note";
 
-/// PostgreSQL: a whole revocation batch with distinct (scope, key) pairs as one statement,
-/// committed on its own (no explicit transaction): takes the event lock (`$10`), upserts the
-/// rows, appends one event per row with the row as it now stands, in input order (`$8` is
-/// `at_ms`), and queues the NOTIFY (`$9` channel). Returns `(id, scope, key, cutoff,
-/// expires_at)` by id, for the rows the upsert changed only (a revocation already in force
+/// PostgreSQL: a whole revocation batch with distinct (scope, issuer, key) triples as one
+/// statement, committed on its own (no explicit transaction): takes the event lock (`$10`),
+/// upserts the rows (`$11` holds the issuer scopes), appends one event per row with the row as
+/// it now stands, in input order (`$8` is `at_ms`), and queues the NOTIFY (`$9` channel).
+/// Returns `(id, scope, iss, key, cutoff, expires_at)` by id, for the rows the upsert changed only (a revocation already in force
 /// writes nothing).
 ///
 /// The event lock comes before any row lock, as in every PostgreSQL transaction that writes
@@ -88,37 +88,38 @@ pub(super) const PG_INSERT_EVENTS: &str = "WITH lk AS (SELECT pg_advisory_xact_l
 pub(super) const PG_REVOKE_BATCH: &str = concat!(
     "WITH lk AS (SELECT pg_advisory_xact_lock($10)), \
      input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
-     $5::text[], $6::text[], $7::int8[]) \
-     WITH ORDINALITY AS t(scope, key, cutoff, expires_at, reason, actor, revoked_at, n)), \
-     up AS (INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at) \
-     SELECT i.scope, i.key, i.cutoff, i.expires_at, i.reason, i.actor, i.revoked_at \
-     FROM lk, input i ORDER BY i.scope, i.key",
+     $5::text[], $6::text[], $7::int8[], $11::text[]) \
+     WITH ORDINALITY AS t(scope, key, cutoff, expires_at, reason, actor, revoked_at, iss, n)), \
+     up AS (INSERT INTO revoke_revocations (scope, key, cutoff, expires_at, reason, actor, revoked_at, iss) \
+     SELECT i.scope, i.key, i.cutoff, i.expires_at, i.reason, i.actor, i.revoked_at, i.iss \
+     FROM lk, input i ORDER BY i.scope, i.iss, i.key",
     upsert_revocation_tail!(),
-    "), ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
-     SELECT $8, 'revoke', i.scope, i.key, up.cutoff, up.expires_at, i.reason, i.actor \
-     FROM lk, input i JOIN up ON up.scope = i.scope AND up.key = i.key \
-     ORDER BY i.n RETURNING id, scope, key, cutoff, expires_at), \
+    "), ins AS (INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor, iss) \
+     SELECT $8, 'revoke', i.scope, i.key, up.cutoff, up.expires_at, i.reason, i.actor, i.iss \
+     FROM lk, input i JOIN up ON up.scope = i.scope AND up.iss = i.iss AND up.key = i.key \
+     ORDER BY i.n RETURNING id, scope, iss, key, cutoff, expires_at), \
      note AS (SELECT pg_notify($9, MAX(id)::text) FROM ins HAVING COUNT(*) > 0) \
-     SELECT ins.id, ins.scope, ins.key, ins.cutoff, ins.expires_at FROM ins, note ORDER BY ins.id"
+     SELECT ins.id, ins.scope, ins.iss, ins.key, ins.cutoff, ins.expires_at FROM ins, note ORDER BY ins.id"
 );
 
-/// SQLite: upserts `rows` revocations with one multi-row `VALUES` (7 parameters a row). The
-/// (scope, key) pairs must be distinct, as on PostgreSQL, so both backends get the same rounds.
+/// SQLite: upserts `rows` revocations with one multi-row `VALUES` (8 parameters a row). The
+/// (scope, issuer, key) triples must be distinct, as on PostgreSQL, so both backends get the
+/// same rounds.
 pub(super) fn sqlite_upsert_revocations(rows: usize) -> String {
     format!(
         "{REVOCATION_INSERT} VALUES {}{}",
-        values(rows, 7),
+        values(rows, 8),
         upsert_revocation_tail!()
     )
 }
 
-/// SQLite: appends `rows` events with one multi-row `VALUES` (8 parameters a row, in the
+/// SQLite: appends `rows` events with one multi-row `VALUES` (9 parameters a row, in the
 /// column order of [`INSERT_EVENT`]); ids are assigned in row order.
 pub(super) fn sqlite_insert_events(rows: usize) -> String {
     format!(
-        "INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) \
+        "INSERT INTO revoke_events (at_ms, kind, scope, key, cutoff, expires_at, reason, actor, iss) \
          VALUES {} RETURNING id",
-        values(rows, 8)
+        values(rows, 9)
     )
 }
 
@@ -199,17 +200,24 @@ pub(super) fn assign_ids(events: &mut [crate::Event], ids: &mut [i64]) -> crate:
     Ok(())
 }
 
-/// Splits revocations into upsert rounds: the k-th revocation of a (scope, key) goes into round
+/// Splits revocations into upsert rounds: the k-th revocation of a (scope, issuer, key) goes into round
 /// k, so a round has distinct keys (one multi-row upsert) and running the rounds in order
 /// leaves every row, and returns every intermediate value, exactly as upserting the
-/// revocations one by one would. Within a round, indices are sorted by (scope, key) so that
+/// revocations one by one would. Within a round, indices are sorted by (scope, issuer, key) so that
 /// concurrent transactions lock rows in one order and cannot deadlock on each other.
 pub(super) fn upsert_rounds(rows: &[crate::Revocation]) -> Vec<Vec<usize>> {
-    let mut seen: std::collections::HashMap<(crate::Scope, &str), usize> =
+    let id = |r: &'_ crate::Revocation| {
+        (
+            r.scope,
+            crate::types::issuer_column(r.issuer.as_deref()).to_owned(),
+            r.key.clone(),
+        )
+    };
+    let mut seen: std::collections::HashMap<(crate::Scope, String, String), usize> =
         std::collections::HashMap::with_capacity(rows.len());
     let mut rounds: Vec<Vec<usize>> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let k = seen.entry((r.scope, r.key.as_str())).or_insert(0);
+        let k = seen.entry(id(r)).or_insert(0);
         if rounds.len() <= *k {
             rounds.push(Vec::new());
         }
@@ -217,27 +225,43 @@ pub(super) fn upsert_rounds(rows: &[crate::Revocation]) -> Vec<Vec<usize>> {
         *k += 1;
     }
     for round in &mut rounds {
-        round.sort_by(|&a, &b| (rows[a].scope, &rows[a].key).cmp(&(rows[b].scope, &rows[b].key)));
+        round.sort_by_cached_key(|&i| id(&rows[i]));
     }
     rounds
 }
 
-/// The scope of a revocation that covers the registered token `$1`: its jti, its family, a
-/// subject or global cut-off at or after its `iat`. Four primary-key lookups.
+/// A revocation row's identity as an upsert returns it: scope, issuer scope (`""` for none),
+/// key.
+pub(super) type RowId = (String, String, String);
+
+/// The [`RowId`] of `r`.
+pub(super) fn row_id(r: &crate::Revocation) -> RowId {
+    (
+        r.scope.as_str().to_owned(),
+        crate::types::issuer_column(r.issuer.as_deref()).to_owned(),
+        r.key.clone(),
+    )
+}
+
+/// The scope of a revocation that covers the registered token `$1` of issuer `$2` (`''` when
+/// it has none): its jti, its family, a subject or global cut-off at or after its `iat`,
+/// unscoped or scoped to that issuer. Eight primary-key lookups.
 pub(super) const COVERING_SCOPE: &str = "SELECT r.scope FROM revoke_tokens t \
-     JOIN revoke_revocations r ON r.scope = 'jti' AND r.key = t.jti WHERE t.jti = $1 \
-     UNION ALL SELECT r.scope FROM revoke_tokens t \
-     JOIN revoke_revocations r ON r.scope = 'family' AND r.key = t.fid WHERE t.jti = $1 \
-     UNION ALL SELECT r.scope FROM revoke_tokens t \
-     JOIN revoke_revocations r ON r.scope = 'subject' AND r.key = t.sub AND r.cutoff >= t.iat \
+     JOIN revoke_revocations r ON r.scope = 'jti' AND r.iss IN ('', $2) AND r.key = t.jti \
      WHERE t.jti = $1 \
      UNION ALL SELECT r.scope FROM revoke_tokens t \
-     JOIN revoke_revocations r ON r.scope = 'global' AND r.key = '' AND r.cutoff >= t.iat \
-     WHERE t.jti = $1 LIMIT 1";
+     JOIN revoke_revocations r ON r.scope = 'family' AND r.iss IN ('', $2) AND r.key = t.fid \
+     WHERE t.jti = $1 \
+     UNION ALL SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'subject' AND r.iss IN ('', $2) AND r.key = t.sub \
+     AND r.cutoff >= t.iat WHERE t.jti = $1 \
+     UNION ALL SELECT r.scope FROM revoke_tokens t \
+     JOIN revoke_revocations r ON r.scope = 'global' AND r.iss IN ('', $2) AND r.key = '' \
+     AND r.cutoff >= t.iat WHERE t.jti = $1 LIMIT 1";
 
 /// Prune: up to `$2` revocations whose time in force ended before `$1`.
-pub(super) const PRUNE_REVOCATIONS: &str = "DELETE FROM revoke_revocations WHERE (scope, key) IN \
-     (SELECT scope, key FROM revoke_revocations WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)";
+pub(super) const PRUNE_REVOCATIONS: &str = "DELETE FROM revoke_revocations WHERE (scope, iss, key) IN \
+     (SELECT scope, iss, key FROM revoke_revocations WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)";
 
 /// Prune: up to `$2` registry rows that expired before `$1`.
 pub(super) const PRUNE_TOKENS: &str = "DELETE FROM revoke_tokens WHERE jti IN \
@@ -249,7 +273,7 @@ pub(super) const PRUNE_TOKENS: &str = "DELETE FROM revoke_tokens WHERE jti IN \
 pub(super) const PRUNE_EVENTS: &str = "DELETE FROM revoke_events WHERE id IN \
      (SELECT e.id FROM revoke_events e WHERE e.at_ms < $1 \
       AND e.id < (SELECT MAX(id) FROM revoke_events) \
-      AND NOT EXISTS (SELECT 1 FROM revoke_revocations r WHERE r.scope = e.scope AND r.key = e.key) \
+      AND NOT EXISTS (SELECT 1 FROM revoke_revocations r WHERE r.scope = e.scope AND r.iss = e.iss AND r.key = e.key) \
       LIMIT $2)";
 
 /// The recorded bounds.
@@ -297,6 +321,10 @@ pub(super) fn events_query(q: &super::EventQuery) -> (String, Vec<Arg>) {
         let p = push(&mut args, Arg::Text(key.clone()));
         conds.push(format!("key = {p}"));
     }
+    if let Some(issuer) = &q.issuer {
+        let p = push(&mut args, Arg::Text(issuer.clone()));
+        conds.push(format!("iss = {p}"));
+    }
     if let Some(actor) = &q.actor {
         let p = push(&mut args, Arg::Text(actor.clone()));
         conds.push(format!("actor = {p}"));
@@ -320,13 +348,14 @@ pub(super) fn events_query(q: &super::EventQuery) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
-/// Lifts a revocation.
+/// Lifts a revocation: scope, key, issuer scope (`''` for none).
 pub(super) const DELETE_REVOCATION: &str =
-    "DELETE FROM revoke_revocations WHERE scope = $1 AND key = $2";
+    "DELETE FROM revoke_revocations WHERE scope = $1 AND key = $2 AND iss = $3";
 
 /// Appends an event.
 pub(super) const INSERT_EVENT: &str = "INSERT INTO revoke_events \
-     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     (at_ms, kind, scope, key, cutoff, expires_at, reason, actor, iss) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      RETURNING id";
 
 /// Spends an unspent refresh token.
@@ -339,7 +368,7 @@ pub(super) const REFRESH_FAMILY: &str =
 
 /// Columns of an event row.
 pub(super) const EVENT_COLUMNS: &str =
-    "id, at_ms, kind, scope, key, cutoff, expires_at, reason, actor";
+    "id, at_ms, kind, scope, key, cutoff, expires_at, reason, actor, iss";
 
 /// Columns that give a registry row its status; `$1` is now.
 pub(super) const TOKEN_COLUMNS: &str =
@@ -353,12 +382,16 @@ pub(super) const TOKEN_COLUMNS: &str =
        WHEN rs.scope IS NOT NULL THEN rs.actor ELSE rg.actor END AS r_actor, \
      t.exp < $1 AS expired_flag ";
 
-/// The joins behind [`TOKEN_COLUMNS`].
+/// The joins behind [`TOKEN_COLUMNS`]. The registry does not record a token's issuer, so a
+/// row's status reflects the unscoped revocations (every single-issuer app's); revocations
+/// scoped to an issuer are enforced by the set and listed by `revokectl revocations`.
 pub(super) const TOKEN_FROM: &str = "FROM revoke_tokens t \
-     LEFT JOIN revoke_revocations rj ON rj.scope = 'jti' AND rj.key = t.jti \
-     LEFT JOIN revoke_revocations rf ON rf.scope = 'family' AND rf.key = t.fid \
-     LEFT JOIN revoke_revocations rs ON rs.scope = 'subject' AND rs.key = t.sub AND rs.cutoff >= t.iat \
-     LEFT JOIN revoke_revocations rg ON rg.scope = 'global' AND rg.key = '' AND rg.cutoff >= t.iat";
+     LEFT JOIN revoke_revocations rj ON rj.scope = 'jti' AND rj.iss = '' AND rj.key = t.jti \
+     LEFT JOIN revoke_revocations rf ON rf.scope = 'family' AND rf.iss = '' AND rf.key = t.fid \
+     LEFT JOIN revoke_revocations rs ON rs.scope = 'subject' AND rs.iss = '' AND rs.key = t.sub \
+     AND rs.cutoff >= t.iat \
+     LEFT JOIN revoke_revocations rg ON rg.scope = 'global' AND rg.iss = '' AND rg.key = '' \
+     AND rg.cutoff >= t.iat";
 
 /// `SELECT` of registry rows with status columns; `$1` is now.
 pub(super) fn token_select() -> String {
@@ -554,6 +587,7 @@ macro_rules! impl_store {
                         .parse()
                         .map_err(|e| $crate::Error::Corrupt(format!("{e}")))?,
                     key: row.try_get("key")?,
+                    issuer: $crate::types::issuer_from_column(row.try_get("iss")?),
                     cutoff: row.try_get("cutoff")?,
                     expires_at: row.try_get("expires_at")?,
                     reason: row.try_get("reason")?,
@@ -675,12 +709,11 @@ macro_rules! impl_store {
                 for round in super::sql::upsert_rounds(&rows) {
                     let batch: Vec<&$crate::Revocation> = round.iter().map(|&i| &rows[i]).collect();
                     let got = Self::upsert_revocations(&mut *c, &batch).await?;
-                    let got: std::collections::HashMap<(String, String), (Option<i64>, Option<i64>)> =
-                        got.into_iter().map(|(s, k, cutoff, exp)| ((s, k), (cutoff, exp))).collect();
+                    let got: std::collections::HashMap<super::sql::RowId, (Option<i64>, Option<i64>)> =
+                        got.into_iter().map(|(id, cutoff, exp)| (id, (cutoff, exp))).collect();
                     // A row the upsert did not return was already in force: no event.
                     for &i in &round {
-                        let r = &rows[i];
-                        applied[i] = got.get(&(r.scope.as_str().to_owned(), r.key.clone())).copied();
+                        applied[i] = got.get(&super::sql::row_id(&rows[i])).copied();
                     }
                 }
                 let mut events = Vec::with_capacity(rows.len() + 1);
@@ -697,6 +730,7 @@ macro_rules! impl_store {
                         kind: $crate::EventKind::Revoke,
                         scope: r.scope,
                         key: r.key,
+                        issuer: r.issuer,
                         cutoff,
                         expires_at,
                         reason: r.reason,
@@ -711,6 +745,7 @@ macro_rules! impl_store {
                         kind: $crate::EventKind::ReuseDetected,
                         scope: $crate::Scope::Family,
                         key: fid.to_owned(),
+                        issuer: None,
                         cutoff: None,
                         expires_at: None,
                         reason: Some(format!("refresh token {jti} was presented after it was spent")),
@@ -735,9 +770,11 @@ macro_rules! impl_store {
             async fn covering_scope(
                 c: &mut $conn,
                 jti: &str,
+                issuer: Option<&str>,
             ) -> $crate::Result<Option<$crate::Scope>> {
                 let scope: Option<String> = sqlx::query_scalar::<$db, String>(super::sql::COVERING_SCOPE)
                     .bind(jti)
+                    .bind($crate::types::issuer_column(issuer))
                     .fetch_optional(&mut *c)
                     .await?;
                 scope
@@ -1026,11 +1063,13 @@ macro_rules! impl_store {
             async fn restore(
                 &self,
                 scope: $crate::Scope,
+                issuer: Option<&str>,
                 key: &str,
                 reason: Option<&str>,
                 actor: Option<&str>,
             ) -> $crate::Result<Option<$crate::Event>> {
                 let key = if scope == $crate::Scope::Global { String::new() } else { key.to_owned() };
+                let issuer = issuer.filter(|i| !i.is_empty()).map(str::to_owned);
                 let reason = reason.map(str::to_owned);
                 let actor = actor.map(str::to_owned);
                 let at_ms = self.clock.now_ms();
@@ -1040,6 +1079,7 @@ macro_rules! impl_store {
                         let done = sqlx::query::<$db>(super::sql::DELETE_REVOCATION)
                             .bind(scope.as_str())
                             .bind(key.as_str())
+                            .bind($crate::types::issuer_column(issuer.as_deref()))
                             .execute(&mut *c)
                             .await?;
                         if done.rows_affected() == 0 {
@@ -1054,6 +1094,7 @@ macro_rules! impl_store {
                             .bind(None::<i64>)
                             .bind(reason.as_deref())
                             .bind(actor.as_deref())
+                            .bind($crate::types::issuer_column(issuer.as_deref()))
                             .fetch_one(&mut *c)
                             .await?;
                         Self::after_events(&mut *c, id).await?;
@@ -1063,6 +1104,7 @@ macro_rules! impl_store {
                             kind: $crate::EventKind::Restore,
                             scope,
                             key,
+                            issuer,
                             cutoff: None,
                             expires_at: None,
                             reason,
@@ -1077,11 +1119,13 @@ macro_rules! impl_store {
             async fn rotate(
                 &self,
                 old_jti: &str,
+                issuer: Option<&str>,
                 now: i64,
                 new_tokens: &[$crate::store::TokenRecord],
                 on_reuse: &$crate::Revocation,
             ) -> $crate::Result<$crate::store::Rotation> {
                 let old_jti = old_jti.to_owned();
+                let issuer = issuer.map(str::to_owned);
                 let new_tokens = new_tokens.to_vec();
                 let on_reuse = on_reuse.clone();
                 let at_ms = self.clock.now_ms();
@@ -1091,7 +1135,7 @@ macro_rules! impl_store {
                         // already; PostgreSQL waits here for any revocation appending its
                         // events, so it sees every revocation committed before it.
                         Self::before_rotate(&mut *c).await?;
-                        if let Some(scope) = Self::covering_scope(&mut *c, &old_jti).await? {
+                        if let Some(scope) = Self::covering_scope(&mut *c, &old_jti, issuer.as_deref()).await? {
                             return Ok($crate::store::Rotation::Revoked(scope));
                         }
                         let replaced_by = new_tokens
@@ -1121,11 +1165,13 @@ macro_rules! impl_store {
                             Some(f) => $crate::Revocation {
                                 scope: $crate::Scope::Family,
                                 key: f.clone(),
+                                issuer: None,
                                 ..on_reuse.clone()
                             },
                             None => $crate::Revocation {
                                 scope: $crate::Scope::Jti,
                                 key: old_jti.clone(),
+                                issuer: None,
                                 ..on_reuse.clone()
                             },
                         };
@@ -1176,7 +1222,7 @@ macro_rules! impl_store {
                 // Only what the set needs: reason and actor stay out. One buffer for every
                 // row: the key is borrowed from the row and copied into it.
                 let mut rows = sqlx::query::<$db>(
-                    "SELECT scope, key, cutoff, expires_at, revoked_at \
+                    "SELECT scope, key, cutoff, expires_at, revoked_at, iss \
                      FROM revoke_revocations WHERE expires_at IS NULL OR expires_at >= $1",
                 )
                 .bind(now)
@@ -1184,6 +1230,7 @@ macro_rules! impl_store {
                 let mut rev = $crate::Revocation {
                     scope: $crate::Scope::Jti,
                     key: String::new(),
+                    issuer: None,
                     cutoff: None,
                     expires_at: None,
                     reason: None,
@@ -1201,6 +1248,16 @@ macro_rules! impl_store {
                     rev.cutoff = row.try_get("cutoff")?;
                     rev.expires_at = row.try_get("expires_at")?;
                     rev.revoked_at = row.try_get("revoked_at")?;
+                    let iss: &str = row.try_get("iss")?;
+                    // No allocation for the unscoped rows (every single-issuer app's).
+                    match &mut rev.issuer {
+                        _ if iss.is_empty() => rev.issuer = None,
+                        Some(held) => {
+                            held.clear();
+                            held.push_str(iss);
+                        }
+                        None => rev.issuer = Some(iss.to_owned()),
+                    }
                     sink.push(&rev);
                     n += 1;
                 }
@@ -1302,6 +1359,7 @@ mod tests {
         Revocation {
             scope,
             key: key.into(),
+            issuer: None,
             cutoff: None,
             expires_at: None,
             reason: None,

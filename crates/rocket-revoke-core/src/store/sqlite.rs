@@ -166,19 +166,20 @@ impl SqliteStore {
         Ok(None)
     }
 
-    /// Upserts revocations with distinct (scope, key), a multi-row statement per chunk;
-    /// returns each row as it now stands.
+    /// Upserts revocations with distinct (scope, issuer, key), a multi-row statement per
+    /// chunk; returns each row as it now stands.
     async fn upsert_revocations(
         c: &mut SqliteConnection,
         rows: &[&Revocation],
-    ) -> Result<Vec<(String, String, Option<i64>, Option<i64>)>> {
+    ) -> Result<Vec<(super::sql::RowId, Option<i64>, Option<i64>)>> {
         let mut out = Vec::with_capacity(rows.len());
         let mut rest = rows;
         for size in super::sql::sqlite_chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             let sql = super::sql::sqlite_upsert_revocations(size);
-            let mut q = sqlx::query_as::<_, (String, String, Option<i64>, Option<i64>)>(&sql);
+            type Row = (String, String, String, Option<i64>, Option<i64>);
+            let mut q = sqlx::query_as::<_, Row>(&sql);
             for r in chunk {
                 q = q
                     .bind(r.scope.as_str())
@@ -187,9 +188,14 @@ impl SqliteStore {
                     .bind(r.expires_at)
                     .bind(r.reason.as_deref())
                     .bind(r.actor.as_deref())
-                    .bind(r.revoked_at);
+                    .bind(r.revoked_at)
+                    .bind(crate::types::issuer_column(r.issuer.as_deref()));
             }
-            out.extend(q.fetch_all(&mut *c).await?);
+            let got = q.fetch_all(&mut *c).await?;
+            out.extend(
+                got.into_iter()
+                    .map(|(scope, iss, key, cutoff, exp)| ((scope, iss, key), cutoff, exp)),
+            );
         }
         Ok(out)
     }
@@ -213,7 +219,8 @@ impl SqliteStore {
                     .bind(e.cutoff)
                     .bind(e.expires_at)
                     .bind(e.reason.as_deref())
-                    .bind(e.actor.as_deref());
+                    .bind(e.actor.as_deref())
+                    .bind(crate::types::issuer_column(e.issuer.as_deref()));
             }
             let mut ids = q.fetch_all(&mut *c).await?;
             super::sql::assign_ids(chunk, &mut ids)?;
