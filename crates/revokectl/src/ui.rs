@@ -1,7 +1,10 @@
 //! Rendering: a pure function of the [`App`]; it returns where the clickable things are.
 
-use crate::app::{App, Column, Hitmap, StatusFilter, View};
-use crate::popup::{self, Command, Popup, MENUS};
+use crate::action::Command;
+use crate::app::App;
+use crate::hitmap::Hitmap;
+use crate::popup::{self, Popup, MENUS};
+use crate::view::{Column, StatusFilter, View};
 use crate::timefmt;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
