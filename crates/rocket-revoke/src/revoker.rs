@@ -188,10 +188,7 @@ impl Revoker {
 
     /// Verifies `token` and checks it against the revocation set, as the
     /// [`Authenticated`](crate::Authenticated) guard does (refresh tokens included).
-    pub fn authenticate<E: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Claims<E>, AuthError> {
+    pub fn authenticate<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
         let claims = self
             .inner
             .verifier
