@@ -14,7 +14,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use revokectl::app::{Action, App, PAGE};
+use revokectl::action::Action;
+use revokectl::app::{App, PAGE};
 use revokectl::ui;
 use rocket_revoke_core::store::{RevocationInfo, Stats, TokenInfo, TokenRecord, TokenStatus};
 use rocket_revoke_core::{Scope, SyncStatus, TokenKind};

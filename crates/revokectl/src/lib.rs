@@ -1,5 +1,7 @@
-//! The library side of `revokectl`: the TUI's state ([`app`]), its rendering ([`ui`],
-//! [`popup`]), time formatting ([`timefmt`]), configuration ([`config`]) and how revokectl
+//! The library side of `revokectl`: the TUI's state ([`app`]), what can happen to it
+//! ([`action`]), what it shows ([`view`]), input mapping ([`input`]), its rendering
+//! ([`ui`], [`popup`]) and the clickable regions the rendering leaves ([`hitmap`]), time
+//! formatting ([`timefmt`]), configuration ([`config`]) and how revokectl
 //! builds its engine ([`engine_config`], [`open_engine`]). The binary (`main.rs`) adds the
 //! CLI, the database worker and the terminal loop on top.
 //!
@@ -8,12 +10,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod action;
 pub mod app;
 pub mod config;
+pub mod hitmap;
+pub mod input;
 pub mod popup;
 pub mod text;
 pub mod timefmt;
 pub mod ui;
+pub mod view;
 
 pub use config::{engine_config, ConfigError};
 

@@ -11,7 +11,7 @@ mod worker;
 
 // The TUI's model and rendering, the configuration and the engine's construction live in the
 // library target (src/lib.rs), so that benchmarks and tests can reach them.
-use revokectl::{app, config, timefmt, ui};
+use revokectl::{action, app, config, timefmt, ui};
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -1,7 +1,8 @@
 //! Popups: the drop-down menus, modal dialogs and the help overlay. While one is open it
 //! takes every event; it is drawn last, over `Clear`.
 
-use crate::app::{Action, Hitmap};
+use crate::action::Command;
+use crate::hitmap::Hitmap;
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
@@ -18,73 +19,6 @@ pub enum Popup {
     Dialog(Dialog),
     /// The key reference (F1).
     Help,
-}
-
-/// Commands reachable from menus and the clickable F-key hints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Reload the page, counts and the event log.
-    Refresh,
-    /// Leave.
-    Quit,
-    /// Show the token table.
-    ViewTokens,
-    /// Show the audit trail.
-    ViewEvents,
-    /// Next status filter.
-    NextFilter,
-    /// Sort by the next column.
-    SortNext,
-    /// Reverse the sort.
-    SortReverse,
-    /// Open or close the details pane.
-    Details,
-    /// Open the search box.
-    Search,
-    /// Revoke the selected token.
-    RevokeToken,
-    /// Revoke the selected token's family.
-    RevokeFamily,
-    /// Revoke every token of the selected token's subject.
-    RevokeSubject,
-    /// Lift the revocation covering the selected token.
-    Restore,
-    /// Global cut-off: revoke everything issued before now.
-    RevokeGlobal,
-    /// Lift the global cut-off.
-    LiftGlobal,
-    /// Key reference.
-    Help,
-    /// Version line.
-    About,
-    /// Open the menu bar.
-    Menu,
-}
-
-impl Command {
-    /// The action the command stands for.
-    pub fn action(self) -> Action {
-        match self {
-            Command::Refresh => Action::Refresh,
-            Command::Quit => Action::Quit,
-            Command::ViewTokens => Action::ShowTokens,
-            Command::ViewEvents => Action::ToggleEvents,
-            Command::NextFilter => Action::NextFilter,
-            Command::SortNext => Action::SortNext,
-            Command::SortReverse => Action::SortReverse,
-            Command::Details => Action::ToggleDetails,
-            Command::Search => Action::StartSearch,
-            Command::RevokeToken => Action::AskRevoke(Scope::Jti),
-            Command::RevokeFamily => Action::AskRevoke(Scope::Family),
-            Command::RevokeSubject => Action::AskRevoke(Scope::Subject),
-            Command::Restore => Action::AskRestore,
-            Command::RevokeGlobal => Action::AskRevoke(Scope::Global),
-            Command::LiftGlobal => Action::AskLiftGlobal,
-            Command::Help => Action::ToggleHelp,
-            Command::About => Action::About,
-            Command::Menu => Action::OpenMenu(0),
-        }
-    }
 }
 
 /// One drop-down menu.

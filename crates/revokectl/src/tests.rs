@@ -1,9 +1,11 @@
 //! Snapshot tests of every screen, menu, dialog and the help overlay (TestBackend + insta),
 //! and state tests driven by synthetic key and mouse events.
 
-use crate::app::{Action, App, Column, Details, Request, StatusFilter, View, PAGE};
+use crate::action::{Action, Details, Request};
+use crate::app::{App, PAGE};
 use crate::popup::{Focus, Intent, Popup};
 use crate::ui;
+use crate::view::{Column, StatusFilter, View};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers, MouseButton, MouseEvent,

@@ -1,7 +1,8 @@
 //! The terminal side: raw mode, the alternate screen and mouse capture (restored on every
 //! exit path, panics included), the input thread, and the event loop.
 
-use crate::app::{Action, App};
+use crate::action::Action;
+use crate::app::App;
 use crate::ui;
 use crate::worker::{self, Msg};
 use ratatui::backend::CrosstermBackend;
@@ -126,7 +127,7 @@ fn event_loop(
     }
 }
 
-use crate::app::Request;
+use crate::action::Request;
 
 fn draw(terminal: &mut Term, app: &mut App) -> io::Result<()> {
     let mut hits = None;

@@ -1,8 +1,11 @@
 //! Rendering: a pure function of the [`App`]; it returns where the clickable things are.
 
-use crate::app::{App, Column, Hitmap, StatusFilter, View};
-use crate::popup::{self, Command, Popup, MENUS};
+use crate::action::Command;
+use crate::app::App;
+use crate::hitmap::Hitmap;
+use crate::popup::{self, Popup, MENUS};
 use crate::timefmt;
+use crate::view::{Column, StatusFilter, View};
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};

@@ -2,7 +2,8 @@
 //! sends the results back to the UI thread as [`Action`]s. Also watches the engine's sync
 //! status so revocations made elsewhere show up without a key press.
 
-use crate::app::{Action, Details, Request, EVENT_PAGE};
+use crate::action::{Action, Details, Request};
+use crate::app::EVENT_PAGE;
 use ratatui::crossterm::event::Event;
 use rocket_revoke_core::store::ListQuery;
 use rocket_revoke_core::{now_secs, Engine};

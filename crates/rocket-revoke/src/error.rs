@@ -1,13 +1,14 @@
-//! Errors: per-request ([`AuthError`]) and per-operation ([`Error`]).
+//! Errors: per-request ([`AuthError`], the guards' rejection, and the request-local
+//! [`Rejection`] the fairing reads back) and per-operation ([`Error`]).
+//!
+//! A leaf: nothing else of this crate is imported here.
 
 use std::io::Cursor;
 
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
-use rocket::response::{self, Responder, Response};
+use rocket::response::Response;
 use rocket_revoke_core::{RefreshError, Scope, VerifyError};
-
-use crate::Revoker;
 
 /// Why a request guard rejected a request.
 ///
@@ -162,27 +163,20 @@ impl AuthError {
     }
 }
 
-/// Responds with the status (401, or 400 for a malformed request), the RFC 6750 challenge
-/// and the JSON body, so a handler taking
-/// `Result<Authenticated, AuthError>` can return the error as is.
-impl<'r> Responder<'r, 'static> for AuthError {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let realm = req
-            .rocket()
-            .state::<Revoker>()
-            .map(|r| r.realm().to_owned())
-            .unwrap_or_else(|| "api".to_owned());
-        let mut res = Response::new();
-        self.apply(&realm, &mut res);
-        Ok(res)
-    }
+/// The rejection of this request, kept so the fairing can turn Rocket's 401 (or 400) into
+/// the RFC 6750 response (guards cannot build responses themselves).
+pub(crate) struct Rejection(pub(crate) Option<AuthError>);
+
+/// Whether this request was rejected by one of the guards (and how).
+pub(crate) fn rejection<'a>(req: &'a Request<'_>) -> Option<&'a AuthError> {
+    req.local_cache(|| Rejection(None)).0.as_ref()
 }
 
-/// An error from a [`Revoker`] operation.
+/// An error from a [`Revoker`](crate::Revoker) operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The token given to [`Revoker::revoke_token`] did not verify.
+    /// The token given to [`Revoker::revoke_token`](crate::Revoker::revoke_token) did not verify.
     #[error("invalid token: {0}")]
     Token(#[from] VerifyError),
     /// No signing key is configured, so the app cannot mint tokens.

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::Status;
-use rocket::{Build, Ignite, Orbit, Request, Response, Rocket};
+use rocket::{Build, Orbit, Request, Response, Rocket};
 use rocket_db_pools::Database;
 use rocket_revoke_core::store::{PgStore, SqliteStore, Store};
 use rocket_revoke_core::{Engine, Issuer, SharedClock};
 
-use crate::{RevokeConfig, Revoker};
+use crate::config::RevokeConfig;
+use crate::error;
+use crate::revoker::Revoker;
 
 /// A database pool the revocation store can run on: implemented for `sqlx::SqlitePool` and
 /// `sqlx::PgPool`, the pools of `rocket_db_pools`' `sqlx_sqlite` and `sqlx_postgres`
@@ -88,17 +90,6 @@ where
     pub fn fairing() -> Self {
         Revoke(PhantomData)
     }
-}
-
-/// Logs and reports whether the fairing is missing; used by the `Sentinel`s.
-pub(crate) fn missing(rocket: &Rocket<Ignite>, what: &str) -> bool {
-    let missing = rocket.state::<Revoker>().is_none();
-    if missing {
-        tracing::error!(
-            "`{what}` is used but the rocket-revoke fairing is not attached: add `.attach(Revoke::<Db>::fairing())` after `.attach(Db::init())`"
-        );
-    }
-    missing
 }
 
 async fn ignite<D: Database>(rocket: &Rocket<Build>) -> Result<Revoker, String>
@@ -187,7 +178,7 @@ where
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
-        let Some(revoker) = rocket.state::<Revoker>() else {
+        let Some(revoker) = Revoker::fetch(rocket) else {
             return;
         };
         revoker.start();
@@ -216,16 +207,16 @@ where
         if res.headers().contains("WWW-Authenticate") {
             return;
         }
-        if let Some(rejection) = crate::guard::rejection(req) {
+        if let Some(rejection) = error::rejection(req) {
             if rejection.status() == res.status() {
-                let realm = req.rocket().state::<Revoker>().map_or("api", |r| r.realm());
+                let realm = Revoker::fetch(req.rocket()).map_or("api", |r| r.realm());
                 rejection.apply(realm, res);
             }
         }
     }
 
     async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
-        if let Some(revoker) = rocket.state::<Revoker>() {
+        if let Some(revoker) = Revoker::fetch(rocket) {
             revoker.stop().await;
         }
     }

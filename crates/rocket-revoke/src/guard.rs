@@ -1,19 +1,18 @@
-//! Request guards: [`Authenticated`] and [`Verified`].
+//! Request guards: [`Authenticated`] and [`Verified`], and the response of their
+//! rejection ([`AuthError`] as a `Responder`).
 
 use std::cell::RefCell;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
 
 use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
 use rocket::{Ignite, Rocket, Sentinel};
 use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
 use serde::de::DeserializeOwned;
 
-use crate::{AuthError, Revoker};
-
-/// The rejection of this request, kept so the fairing can turn Rocket's 401 (or 400) into
-/// the RFC 6750 response (guards cannot build responses themselves).
-pub(crate) struct Rejection(pub(crate) Option<AuthError>);
+use crate::error::{AuthError, Rejection};
+use crate::revoker::{self, Revoker};
 
 /// A request guard for a verified, unrevoked access token: `Authorization: Bearer <jwt>`
 /// (or, when configured, a cookie or query parameter: see
@@ -91,7 +90,7 @@ macro_rules! claims_wrapper {
 
         impl<E> Sentinel for $t<E> {
             fn abort(rocket: &Rocket<Ignite>) -> bool {
-                crate::fairing::missing(rocket, stringify!($t))
+                revoker::missing(rocket, stringify!($t))
             }
         }
     };
@@ -263,7 +262,7 @@ fn authenticate<E: DeserializeOwned>(
 
 /// Runs the check, counted in the metrics and, when `trace_requests` is on, in a span.
 fn guarded<E: DeserializeOwned>(req: &Request<'_>, check: bool) -> Result<Claims<E>, AuthError> {
-    let Some(revoker) = req.rocket().state::<Revoker>() else {
+    let Some(revoker) = Revoker::fetch(req.rocket()) else {
         return Err(AuthError::NotAttached);
     };
     let metrics = revoker.metrics();
@@ -328,7 +327,19 @@ where
     }
 }
 
-/// Whether this request was rejected by one of the guards (and how).
-pub(crate) fn rejection<'a>(req: &'a Request<'_>) -> Option<&'a AuthError> {
-    req.local_cache(|| Rejection(None)).0.as_ref()
+// Beside the guards rather than in `error.rs`: the realm comes from the `Revoker`, and
+// `revoker.rs` imports `error.rs`, which therefore imports nothing of this crate.
+
+/// Responds with the status (401, or 400 for a malformed request), the RFC 6750 challenge
+/// and the JSON body, so a handler taking
+/// `Result<Authenticated, AuthError>` can return the error as is.
+impl<'r> Responder<'r, 'static> for AuthError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let realm = Revoker::fetch(req.rocket())
+            .map(|r| r.realm().to_owned())
+            .unwrap_or_else(|| "api".to_owned());
+        let mut res = Response::new();
+        self.apply(&realm, &mut res);
+        Ok(res)
+    }
 }

@@ -112,16 +112,18 @@ mod last_seen;
 mod metrics;
 mod revoker;
 mod routes;
+mod scrape;
 
 pub use config::{ConfigError, RevokeConfig};
 pub use error::{AuthError, Error};
 pub use fairing::{Revoke, RevokeClock, RevokePool};
 pub use guard::{Authenticated, Verified};
 pub use jsonwebtoken::Algorithm;
-pub use metrics::{metrics_route, Metrics};
+pub use metrics::Metrics;
 pub use revoker::{Health, PublicHealth, Revoker};
 pub use rocket_revoke_core::{Claims, NoExtra, RevokeRequest, Scope};
 pub use routes::{health_routes, oauth_routes};
+pub use scrape::metrics_route;
 
 /// The README's Rust blocks, compiled as doctests so the documented setup keeps building.
 #[doc = include_str!("../../../README.md")]

@@ -16,8 +16,10 @@ use rocket_revoke_core::{JwksRefresher, JwksStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::RevokeConfig;
+use crate::error::{AuthError, Error};
 use crate::last_seen::LastSeen;
-use crate::{Error, Metrics, RevokeConfig};
+use crate::metrics::Metrics;
 
 /// The revocation handle: managed state (and a request guard) put in place by the
 /// [`Revoke`](crate::Revoke) fairing. Cheap to clone.
@@ -186,17 +188,14 @@ impl Revoker {
 
     /// Verifies `token` and checks it against the revocation set, as the
     /// [`Authenticated`](crate::Authenticated) guard does (refresh tokens included).
-    pub fn authenticate<E: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Claims<E>, crate::AuthError> {
+    pub fn authenticate<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
         let claims = self
             .inner
             .verifier
             .verify_at::<E>(token, self.inner.engine.now_secs())?;
         match self.check(&claims) {
-            Some(scope) => Err(crate::AuthError::Revoked(scope)),
-            None if self.too_stale() => Err(crate::AuthError::Stale),
+            Some(scope) => Err(AuthError::Revoked(scope)),
+            None if self.too_stale() => Err(AuthError::Stale),
             None => Ok(claims),
         }
     }
@@ -455,16 +454,28 @@ impl<'r> FromRequest<'r> for Revoker {
     type Error = Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match req.rocket().state::<Revoker>() {
+        match Revoker::fetch(req.rocket()) {
             Some(r) => Outcome::Success(r.clone()),
             None => Outcome::Forward(Status::InternalServerError),
         }
     }
 }
 
+/// Logs and reports whether the fairing is missing (no [`Revoker`] managed); what the
+/// `Sentinel`s of [`Revoker`] and of the guards answer. `what` names the type in use.
+pub(crate) fn missing(rocket: &Rocket<Ignite>, what: &str) -> bool {
+    let missing = Revoker::fetch(rocket).is_none();
+    if missing {
+        tracing::error!(
+            "`{what}` is used but the rocket-revoke fairing is not attached: add `.attach(Revoke::<Db>::fairing())` after `.attach(Db::init())`"
+        );
+    }
+    missing
+}
+
 impl Sentinel for Revoker {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
-        crate::fairing::missing(rocket, "Revoker")
+        missing(rocket, "Revoker")
     }
 }
 

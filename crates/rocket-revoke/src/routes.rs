@@ -10,7 +10,8 @@ use rocket::serde::json::serde_json::{self, Map, Value};
 use rocket::{get, post, Route};
 use rocket_revoke_core::{Claims, TokenKind};
 
-use crate::Revoker;
+use crate::error::{AuthError, Error};
+use crate::revoker::{Health, PublicHealth, Revoker};
 
 /// The OAuth routes, to mount at `/oauth`:
 ///
@@ -70,7 +71,7 @@ pub fn health_routes() -> Vec<Route> {
 }
 
 #[get("/health")]
-fn health(revoker: Revoker) -> crate::PublicHealth {
+fn health(revoker: Revoker) -> PublicHealth {
     revoker.public_health()
 }
 
@@ -78,7 +79,7 @@ fn health(revoker: Revoker) -> crate::PublicHealth {
 fn health_details(
     revoker: Revoker,
     client: Result<IntrospectionClient, ()>,
-) -> Result<crate::Health, OAuthJson> {
+) -> Result<Health, OAuthJson> {
     if client.is_err() {
         return Err(invalid_client(&revoker));
     }
@@ -176,7 +177,7 @@ async fn revoke(revoker: Revoker, form: Option<Form<Lenient<TokenForm<'_>>>>) ->
         )
         .await
     {
-        Ok(_) | Err(crate::Error::Token(_)) => OAuthJson::ok(None),
+        Ok(_) | Err(Error::Token(_)) => OAuthJson::ok(None),
         Err(e) => {
             tracing::error!(error = %e, "RFC 7009 revocation failed");
             OAuthJson::error(
@@ -213,7 +214,7 @@ impl<'r> FromRequest<'r> for IntrospectionClient {
     type Error = ();
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let Some(revoker) = req.rocket().state::<Revoker>() else {
+        let Some(revoker) = Revoker::fetch(req.rocket()) else {
             return Outcome::Error((Status::InternalServerError, ()));
         };
         let config = revoker.config();
@@ -268,7 +269,7 @@ async fn introspect(
     let claims: Claims<Map<String, Value>> = match revoker.authenticate(token) {
         Ok(c) => c,
         // The set is too old to vouch for the token: fail closed, as the guard does.
-        Err(crate::AuthError::Stale) => {
+        Err(AuthError::Stale) => {
             return OAuthJson::error(
                 Status::ServiceUnavailable,
                 "temporarily_unavailable",
