@@ -16,9 +16,11 @@ macro_rules! pass {
 }
 
 use anyhow::{bail, ensure, Context};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::util::{self, free_port, target_dir, workspace_root};
 
 /// Arguments of `e2e`.
 #[derive(Debug, clap::Args)]
@@ -34,19 +36,6 @@ pub struct E2eArgs {
     pub no_demo: bool,
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
-
 struct Tmux {
     session: String,
     keep: bool,
@@ -55,7 +44,7 @@ struct Tmux {
 impl Tmux {
     fn start(cmd: &str) -> anyhow::Result<Self> {
         let session = format!("revokectl-e2e-{}", std::process::id());
-        crate::run(
+        util::run(
             "tmux",
             &[
                 "new-session",
@@ -164,25 +153,31 @@ impl Drop for Demo {
     }
 }
 
-fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5"])
-        .args(args)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    Ok((code.trim().parse().unwrap_or(0), body.to_owned()))
+/// One request to the demo on 127.0.0.1:`port`, at most 5 s; status 0 (and no body) when
+/// it cannot be made, so callers poll on the status alone.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
+    util::http(port, method, path, bearer, json, Duration::from_secs(5))
+        .unwrap_or_else(|_| (0, String::new()))
 }
 
 /// Builds and starts revoke-demo on the database; `None` when it is not there (yet).
-fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, String)>> {
-    if !root().join("crates/revoke-demo/src/main.rs").exists() {
+fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, u16)>> {
+    if !workspace_root()
+        .join("crates/revoke-demo/src/main.rs")
+        .exists()
+    {
         return Ok(None);
     }
     eprintln!("$ cargo build -p revoke-demo");
     let built = Command::new("cargo")
         .args(["build", "-q", "-p", "revoke-demo"])
-        .current_dir(root())
+        .current_dir(workspace_root())
         .status()?
         .success();
     let bin = target_dir().join("debug/revoke-demo");
@@ -190,12 +185,9 @@ fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, String)>> {
         eprintln!("  skip: revoke-demo does not build");
         return Ok(None);
     }
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let port = free_port()?;
     let child = Command::new(&bin)
-        .current_dir(root())
+        .current_dir(workspace_root())
         .env("ROCKET_ADDRESS", "127.0.0.1")
         .env("ROCKET_PORT", port.to_string())
         .env("ROCKET_DATABASES", format!("{{revoke={{url=\"{url}\"}}}}"))
@@ -204,11 +196,10 @@ fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, String)>> {
         .stderr(std::fs::File::create(dir.join("demo.log"))?)
         .spawn()?;
     let demo = Demo(child);
-    let base = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, _)) = curl(&[&format!("{base}/health")]) {
-            return Ok(Some((demo, base)));
+        if let (200, _) = request(port, "GET", "/health", None, None) {
+            return Ok(Some((demo, port)));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -218,7 +209,7 @@ fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, String)>> {
 
 /// `cargo xtask e2e`.
 pub fn main(args: E2eArgs) -> anyhow::Result<()> {
-    crate::run("cargo", &["build", "-q", "-p", "revokectl"])?;
+    util::run("cargo", &["build", "-q", "-p", "revokectl"])?;
     let bin = target_dir().join("debug/revokectl");
     ensure!(bin.exists(), "{} not found", bin.display());
     let dir = tempfile::Builder::new().prefix("revokectl-e2e").tempdir()?;
@@ -312,7 +303,7 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
     } else {
         match start_demo(&url, dir.path())? {
             None => eprintln!("  skip: demo part (revoke-demo not available)"),
-            Some((_demo, base)) => demo_part(&tmux, &base)?,
+            Some((_demo, port)) => demo_part(&tmux, port)?,
         }
     }
 
@@ -337,22 +328,21 @@ pub fn main(args: E2eArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_part(tmux: &Tmux, base: &str) -> anyhow::Result<()> {
-    let (code, body) = curl(&[
-        "-H",
-        "content-type: application/json",
-        "-d",
-        r#"{"username":"alice","password":"password"}"#,
-        &format!("{base}/auth/login"),
-    ])?;
+fn demo_part(tmux: &Tmux, port: u16) -> anyhow::Result<()> {
+    let (code, body) = request(
+        port,
+        "POST",
+        "/auth/login",
+        None,
+        Some(r#"{"username":"alice","password":"password"}"#),
+    );
     ensure!(code == 200, "login failed: {code} {body}");
     let v: serde_json::Value = serde_json::from_str(&body)?;
     let token = v["access_token"]
         .as_str()
         .context("access_token")?
         .to_owned();
-    let auth = format!("authorization: Bearer {token}");
-    let (code, body) = curl(&["-H", &auth, &format!("{base}/me")])?;
+    let (code, body) = request(port, "GET", "/me", Some(&token), None);
     ensure!(code == 200, "/me before revocation: {code} {body}");
     let me: serde_json::Value = serde_json::from_str(&body)?;
     let jti = me["jti"].as_str().context("jti in /me")?.to_owned();
@@ -377,7 +367,7 @@ fn demo_part(tmux: &Tmux, base: &str) -> anyhow::Result<()> {
     tmux.keys(&["Enter"])?;
     let start = Instant::now();
     loop {
-        let (code, _) = curl(&["-H", &auth, &format!("{base}/me")])?;
+        let (code, _) = request(port, "GET", "/me", Some(&token), None);
         if code == 401 {
             pass!(
                 "  ok: the demo rejects it ({} ms)",

@@ -5,8 +5,10 @@ mod bench;
 mod e2e;
 mod package;
 mod seed;
+mod util;
 
 use clap::{Parser, Subcommand};
+use util::run;
 
 /// Project automation for rocket-revoke.
 #[derive(Parser)]
@@ -53,33 +55,23 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs a command, logging it first; fails unless it succeeds.
-pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("$ {cmd} {}", args.join(" "));
-    let status = std::process::Command::new(cmd).args(args).status()?;
-    anyhow::ensure!(status.success(), "{cmd} failed: {status}");
-    Ok(())
-}
-
 /// Runs the soak traffic mix (`revoke_tests::soak`) for `minutes`, release build.
 fn soak(minutes: u64) -> anyhow::Result<()> {
     run("cargo", &["build", "--release", "-p", "revoke-demo"])?;
     let secs = (minutes * 60).to_string();
-    eprintln!("$ REVOKE_SOAK_SECS={secs} cargo test --release -p revoke-tests --test soak");
-    let status = std::process::Command::new("cargo")
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "revoke-tests",
-            "--test",
-            "soak",
-            "--",
-            "--nocapture",
-        ])
-        .env("REVOKE_SOAK_SECS", &secs)
-        .env("REVOKE_DEMO_PROFILE", "release")
-        .status()?;
-    anyhow::ensure!(status.success(), "soak failed: {status}");
-    Ok(())
+    util::run_with(
+        std::process::Command::new("cargo")
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "revoke-tests",
+                "--test",
+                "soak",
+                "--",
+                "--nocapture",
+            ])
+            .env("REVOKE_SOAK_SECS", &secs)
+            .env("REVOKE_DEMO_PROFILE", "release"),
+    )
 }
