@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 DENY_VERSION=0.20.2
 if ! cargo deny --version >/dev/null 2>&1; then
     echo "installing cargo-deny $DENY_VERSION (a few minutes, once per machine)"
-    cargo install cargo-deny --version "$DENY_VERSION" --locked
+    # Thin LTO and parallel codegen: the release profile's fat LTO on one codegen unit makes
+    # the install several times slower on 2 cores, for a tool that runs once.
+    CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        cargo install cargo-deny --version "$DENY_VERSION" --locked
 fi
 cargo deny --version
 
