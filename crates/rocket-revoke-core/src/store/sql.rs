@@ -1404,12 +1404,12 @@ mod tests {
         assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         let sql = sqlite_insert_events(2);
         assert!(
-            sql.contains("($9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"),
+            sql.contains("($10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id"),
             "{sql}"
         );
         let sql = sqlite_upsert_revocations(1);
         assert!(
-            sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT"),
+            sql.contains("VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT"),
             "{sql}"
         );
     }
