@@ -43,7 +43,7 @@ for step in "${steps[@]}"; do
         ;;
     e2e)
         # revokectl end to end: the real binary driven in tmux on a seeded database.
-        cargo xtask e2e
+        bash scripts/xtask.sh e2e
         ;;
     esac
 done

@@ -174,17 +174,10 @@ fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, u16)>> {
     {
         return Ok(None);
     }
-    eprintln!("$ cargo build -p revoke-demo");
-    let built = Command::new("cargo")
-        .args(["build", "-q", "-p", "revoke-demo"])
-        .current_dir(workspace_root())
-        .status()?
-        .success();
-    let bin = target_dir().join("debug/revoke-demo");
-    if !built || !bin.exists() {
+    let Ok(bin) = util::test_binary("revoke-demo") else {
         eprintln!("  skip: revoke-demo does not build");
         return Ok(None);
-    }
+    };
     let port = free_port()?;
     let child = Command::new(&bin)
         .current_dir(workspace_root())
@@ -209,9 +202,7 @@ fn start_demo(url: &str, dir: &Path) -> anyhow::Result<Option<(Demo, u16)>> {
 
 /// `cargo xtask e2e`.
 pub fn main(args: E2eArgs) -> anyhow::Result<()> {
-    util::run("cargo", &["build", "-q", "-p", "revokectl"])?;
-    let bin = target_dir().join("debug/revokectl");
-    ensure!(bin.exists(), "{} not found", bin.display());
+    let bin = util::test_binary("revokectl")?;
     let dir = tempfile::Builder::new().prefix("revokectl-e2e").tempdir()?;
     let db = dir.path().join("e2e.db");
     let url = format!("sqlite://{}", db.display());

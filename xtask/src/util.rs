@@ -31,6 +31,31 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// The workspace's test build, `cargo test --workspace --all-features --no-run`: the one
+/// full build CI makes (`cargo nextest run` runs this same build), so after the tests it is a
+/// no-op. Binaries built by it (`revokectl`, `revoke-demo`, `xtask`: packages with
+/// integration tests) share its dependencies; `cargo build -p <bin>` would resolve features
+/// for that package alone and build sqlx, tokio and rocket a second time.
+pub fn test_build() -> Result<()> {
+    run_with(
+        Command::new("cargo")
+            .args(["test", "-q", "--workspace", "--all-features", "--no-run"])
+            .current_dir(workspace_root()),
+    )
+}
+
+/// A binary of the test build ([`test_build`]), built first.
+pub fn test_binary(name: &str) -> Result<PathBuf> {
+    test_build()?;
+    let bin = target_dir().join("debug").join(name);
+    ensure!(
+        bin.exists(),
+        "{} is missing after the test build",
+        bin.display()
+    );
+    Ok(bin)
+}
+
 /// Runs a command, logging it first; fails unless it succeeds.
 pub fn run(cmd: &str, args: &[&str]) -> Result<()> {
     run_with(Command::new(cmd).args(args))
