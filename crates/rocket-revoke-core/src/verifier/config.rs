@@ -71,7 +71,7 @@ pub struct VerifierConfig {
     /// Claims every token must carry (any claim name; a JSON `null` counts as absent).
     /// Default `["exp", "jti"]`.
     pub required_claims: Vec<String>,
-    /// The claim that names a token's session family, read into [`Claims::fid`] for family
+    /// The claim that names a token's session family, read into [`Claims::fid`](crate::Claims::fid) for family
     /// revocation. Identity providers name it differently: `"sid"` for Keycloak and OpenID
     /// Connect session ids. With another name than `fid`, a token's own `fid` claim is
     /// ignored (the configured one is authoritative). Default `"fid"`.
@@ -94,10 +94,10 @@ pub struct VerifierConfig {
     pub profile: TokenProfile,
 }
 
-/// The access-token profile a [`Verifier`] holds tokens to ([`VerifierConfig::profile`]).
+/// The access-token profile a [`Verifier`](super::Verifier) holds tokens to ([`VerifierConfig::profile`]).
 ///
 /// Whatever the profile, tokens that say they are another kind of JWT are refused with
-/// [`VerifyError::WrongType`]: a header `typ` other than `JWT` or `at+jwt` (unless
+/// [`VerifyError::WrongType`](super::VerifyError::WrongType): a header `typ` other than `JWT` or `at+jwt` (unless
 /// [`VerifierConfig::required_typ`] names it), an `events` claim (Security Event Tokens and
 /// OpenID back-channel logout tokens, RFC 8417 §4), or a `typ` claim naming an ID, refresh,
 /// offline or logout token (as Keycloak marks them).
