@@ -50,16 +50,20 @@ pub struct VerifierConfig {
     /// Default `false`.
     pub jwks_allow_insecure_http: bool,
     /// Age of the `jwks_url` key set, in seconds since its last successful fetch, past which
-    /// [`JwksStatus::stale`](crate::JwksStatus::stale) is set (a health endpoint reports `degraded`); its keys still
+    /// [`JwksStatus::stale`] is set (a health endpoint reports `degraded`); its keys still
     /// verify. At least `jwks_refresh_secs + jwks_timeout_secs`. Default 3600: twelve
     /// scheduled refreshes (and a hundred retries, one per 30 s) have failed by then, which is
     /// no passing blip of the provider, yet an operator hears of it within the hour.
+    ///
+    /// [`JwksStatus::stale`]: crate::JwksStatus::stale
     pub jwks_max_age_secs: u64,
     /// Age of the `jwks_url` key set past which its keys verify nothing: tokens signed by
-    /// them get [`VerifyError::StaleKeys`](super::VerifyError::StaleKeys) until a fetch succeeds. At least
+    /// them get [`VerifyError::StaleKeys`] until a fetch succeeds. At least
     /// `jwks_max_age_secs`. Default 86400 (a day): long enough to ride out a provider outage
     /// of a day without locking every user out, short enough that a key the provider has
     /// withdrawn (rotated out, or compromised) stops being trusted within a day.
+    ///
+    /// [`VerifyError::StaleKeys`]: super::VerifyError::StaleKeys
     pub jwks_max_stale_secs: u64,
     /// Accepted issuers. Empty: `iss` is not checked. Otherwise a token must carry one of them.
     pub issuer: Vec<String>,
@@ -71,10 +75,12 @@ pub struct VerifierConfig {
     /// Claims every token must carry (any claim name; a JSON `null` counts as absent).
     /// Default `["exp", "jti"]`.
     pub required_claims: Vec<String>,
-    /// The claim that names a token's session family, read into [`Claims::fid`](crate::Claims::fid) for family
+    /// The claim that names a token's session family, read into [`Claims::fid`] for family
     /// revocation. Identity providers name it differently: `"sid"` for Keycloak and OpenID
     /// Connect session ids. With another name than `fid`, a token's own `fid` claim is
     /// ignored (the configured one is authoritative). Default `"fid"`.
+    ///
+    /// [`Claims::fid`]: crate::Claims::fid
     pub family_claim: String,
     /// Slots per thread of the cache of tokens whose signature has verified, so a token sent
     /// again skips its header parse, base64 decoding and signature check (its claims are
@@ -94,13 +100,16 @@ pub struct VerifierConfig {
     pub profile: TokenProfile,
 }
 
-/// The access-token profile a [`Verifier`](super::Verifier) holds tokens to ([`VerifierConfig::profile`]).
+/// The access-token profile a [`Verifier`] holds tokens to ([`VerifierConfig::profile`]).
 ///
 /// Whatever the profile, tokens that say they are another kind of JWT are refused with
-/// [`VerifyError::WrongType`](super::VerifyError::WrongType): a header `typ` other than `JWT` or `at+jwt` (unless
+/// [`VerifyError::WrongType`]: a header `typ` other than `JWT` or `at+jwt` (unless
 /// [`VerifierConfig::required_typ`] names it), an `events` claim (Security Event Tokens and
 /// OpenID back-channel logout tokens, RFC 8417 §4), or a `typ` claim naming an ID, refresh,
 /// offline or logout token (as Keycloak marks them).
+///
+/// [`Verifier`]: super::Verifier
+/// [`VerifyError::WrongType`]: super::VerifyError::WrongType
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]

@@ -56,8 +56,10 @@ pub(super) fn with_crypto<R>(
 /// Most crypto verifiers one thread keeps (one per key and algorithm in use).
 const CRYPTO_CACHE_MAX: usize = 16;
 
-/// A crypto verifier built for one key of one [`Verifier`](super::Verifier) (and its clones), or of one key
+/// A crypto verifier built for one key of one [`Verifier`] (and its clones), or of one key
 /// set fetched from its JWKS URL.
+///
+/// [`Verifier`]: super::Verifier
 struct CachedCrypto {
     /// The key list's identity; dead once the verifier and its clones are dropped, or once
     /// the fetched set is replaced and no request uses it any more.

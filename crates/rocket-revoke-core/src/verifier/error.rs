@@ -35,28 +35,36 @@ pub enum VerifyError {
     /// No configured key matches the token's `kid` and algorithm.
     #[error("unknown signing key")]
     UnknownKey,
-    /// The token has no `kid` and more than [`MAX_KEYS_PER_TOKEN`](super::MAX_KEYS_PER_TOKEN) keys could verify its
+    /// The token has no `kid` and more than [`MAX_KEYS_PER_TOKEN`] keys could verify its
     /// algorithm: it is not tried against them all.
+    ///
+    /// [`MAX_KEYS_PER_TOKEN`]: super::MAX_KEYS_PER_TOKEN
     #[error("token names no signing key (kid)")]
     KidRequired,
     /// The token's key is in the `jwks_url` key set, which has not been fetched successfully
     /// for `jwks_max_stale_secs`: its keys are no longer trusted.
     #[error("signing keys are stale")]
     StaleKeys,
-    /// The token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN).
+    /// The token is longer than [`MAX_TOKEN_LEN`].
+    ///
+    /// [`MAX_TOKEN_LEN`]: super::MAX_TOKEN_LEN
     #[error("token too large")]
     TooLarge,
     /// The header has a `crit` parameter; no JWS extension is supported.
     #[error("unsupported critical header")]
     UnsupportedCritical,
     /// The token may live longer (`exp - iat`, or `exp - now` without `iat`) than the
-    /// maximum lifetime every revocation is sized for ([`Verifier::with_max_lifetime`](super::Verifier::with_max_lifetime)):
+    /// maximum lifetime every revocation is sized for ([`Verifier::with_max_lifetime`]):
     /// accepting it would let it outlive a revocation that covers it.
+    ///
+    /// [`Verifier::with_max_lifetime`]: super::Verifier::with_max_lifetime
     #[error("token lifetime exceeds the maximum")]
     LifetimeTooLong,
     /// The token says it is another kind of JWT than an access token (an ID, logout,
     /// refresh or security event token), or lacks the `typ` the configuration requires: see
-    /// [`TokenProfile`](super::TokenProfile).
+    /// [`TokenProfile`].
+    ///
+    /// [`TokenProfile`]: super::TokenProfile
     #[error("token type not accepted")]
     WrongType,
     /// No crypto backend is available (a build with both or neither of jsonwebtoken's
