@@ -72,7 +72,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
-use crate::verifier::{parse_jwks, usable_keys, Key, KeyError, VerifierConfig};
+use crate::keys::{parse_jwks, usable_keys, Key, KeyError};
 
 /// The largest JWKS response body accepted, in bytes: real key sets are a few KiB, and a
 /// misbehaving endpoint must not make the process buffer without bound.
@@ -174,6 +174,18 @@ impl Drop for JwksRefresher {
     }
 }
 
+/// The `jwks_*` settings of a [`VerifierConfig`](crate::VerifierConfig), named as there. The
+/// verifier passes them in as values: it imports this module, so this one does not import it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JwksSettings {
+    pub(crate) jwks_refresh_secs: u64,
+    pub(crate) jwks_min_refresh_interval_secs: u64,
+    pub(crate) jwks_timeout_secs: u64,
+    pub(crate) jwks_allow_insecure_http: bool,
+    pub(crate) jwks_max_age_secs: u64,
+    pub(crate) jwks_max_stale_secs: u64,
+}
+
 /// One fetched key set, as the verifier reads it.
 pub(crate) struct FetchedKeys {
     /// Identity of this set for the per-thread crypto cache: a new set gets new entries.
@@ -245,7 +257,7 @@ impl RemoteJwks {
     /// Checks the `jwks_*` settings and prepares the HTTP client; fetches nothing.
     pub(crate) fn new(
         url: &str,
-        config: &VerifierConfig,
+        config: &JwksSettings,
         algorithms: &[Algorithm],
         clock: SharedClock,
     ) -> Result<Self, KeyError> {

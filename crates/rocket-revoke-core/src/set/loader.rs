@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::keys::{FAM, SUBJ, UUID};
+use super::placement::{FAM, SUBJ, UUID};
 use super::table::{groups_for, Part, TARGET_LOAD};
 use super::{RevocationSet, State};
 use crate::{Revocation, Scope};

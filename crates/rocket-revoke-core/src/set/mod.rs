@@ -17,7 +17,7 @@
 //!   one old table generation.
 //! * **Where things live.** `table.rs`: the concurrent table and the invariants that make
 //!   lock-free reads safe (insert-only slots, publication order, probe termination,
-//!   writer-side expiry). `keys.rs`: which table a revocation goes to and its key (UUID
+//!   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
 //!   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
 //!   off to the side. This file: the set's API, the snapshot readers use, and the merge
 //!   rules below.
@@ -31,8 +31,8 @@
 //!   global revocation keeps its `expires_at`, so [`RevocationSet::prune`] can drop it;
 //!   [`RevocationSet::set_global_cutoff`] sets one that never expires.
 
-mod keys;
 mod loader;
+mod placement;
 mod swar_uuid;
 mod table;
 #[cfg(test)]
@@ -47,10 +47,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use arc_swap::ArcSwap;
 
 use crate::{Revocation, Scope, TokenRef};
-use keys::{
+pub use loader::SetLoader;
+use placement::{
     issuer_of, part_of, Seeds, FAM, OTHER, SUBJ, TAG_FAM, TAG_GLOBAL, TAG_JTI, TAG_SUB, UUID,
 };
-pub use loader::SetLoader;
 use swar_uuid::parse_uuid;
 use table::{exp_u32, groups_for, Part, Table, MIN_GROUPS, RESERVE_LOAD};
 

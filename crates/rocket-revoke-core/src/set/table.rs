@@ -38,7 +38,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use super::keys::{split, Seeds};
+use super::placement::{split, Seeds};
 
 /// Slots per group (one control word).
 pub(super) const GROUP: usize = 8;
