@@ -283,6 +283,8 @@ impl From<rocket_revoke_core::Error> for Failure {
     fn from(e: rocket_revoke_core::Error) -> Self {
         match e {
             rocket_revoke_core::Error::Invalid(m) => Failure::usage(format!("refused: {m}")),
+            // Every other variant is the server's or the database's fault (see
+            // `Error::is_caller_fault`): a failed operation, not a usage error.
             e => Failure::op(e.to_string()),
         }
     }

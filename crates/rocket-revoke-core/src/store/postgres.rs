@@ -93,7 +93,7 @@ impl PgStore {
             .instrument(tracing::Span::current()),
         );
         task.await
-            .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
     }
 
     /// Commits a revocation batch on its own task. Distinct keys (the usual case) take one
@@ -129,7 +129,7 @@ impl PgStore {
             .instrument(tracing::Span::current()),
         );
         task.await
-            .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
     }
 
     /// [`super::sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, issuer, key).
@@ -313,7 +313,7 @@ impl super::ChangeFeed for Feed {
         // so sync knows notifications may have been missed and reads the log.
         match self.0.try_recv().await? {
             Some(n) => Ok(n.payload().parse().ok()),
-            None => Err(Error::Invalid("notification connection lost".into())),
+            None => Err(Error::Internal("notification connection lost".into())),
         }
     }
 }

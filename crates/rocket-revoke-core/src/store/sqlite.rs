@@ -137,7 +137,7 @@ impl SqliteStore {
             .instrument(tracing::Span::current()),
         );
         task.await
-            .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
     }
 
     /// Commits a revocation batch in one write transaction; `joiners` are asked once the
