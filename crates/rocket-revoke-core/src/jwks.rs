@@ -261,7 +261,10 @@ impl RemoteJwks {
         algorithms: &[Algorithm],
         clock: SharedClock,
     ) -> Result<Self, KeyError> {
-        let invalid = |reason: &str| KeyError::InvalidConfig(reason.to_owned());
+        let invalid = |key: &'static str, reason: &str| KeyError::InvalidConfig {
+            key,
+            reason: reason.to_owned(),
+        };
         for (name, value) in [
             ("jwks_refresh_secs", config.jwks_refresh_secs),
             (
@@ -271,7 +274,7 @@ impl RemoteJwks {
             ("jwks_timeout_secs", config.jwks_timeout_secs),
         ] {
             if value == 0 {
-                return Err(invalid(&format!("{name} must be at least 1")));
+                return Err(invalid(name, &format!("{name} must be at least 1")));
             }
         }
         // The set is up to `refresh + timeout` old just before a scheduled fetch lands.
@@ -279,38 +282,50 @@ impl RemoteJwks {
             .jwks_refresh_secs
             .saturating_add(config.jwks_timeout_secs);
         if config.jwks_max_age_secs < longest_normal {
-            return Err(invalid(&format!(
+            return Err(invalid(
+                "jwks_max_age_secs",
+                &format!(
                 "jwks_max_age_secs ({}) must be at least jwks_refresh_secs + jwks_timeout_secs ({longest_normal}): the key set is that old just before a successful scheduled refresh",
                 config.jwks_max_age_secs
-            )));
+            ),
+            ));
         }
         if config.jwks_max_stale_secs < config.jwks_max_age_secs {
-            return Err(invalid(&format!(
+            return Err(invalid(
+                "jwks_max_stale_secs",
+                &format!(
                 "jwks_max_stale_secs ({}) must be at least jwks_max_age_secs ({}): health should degrade before tokens are refused",
                 config.jwks_max_stale_secs, config.jwks_max_age_secs
-            )));
+            ),
+            ));
         }
         let millis = |secs: u64| i64::try_from(secs).map_or(i64::MAX, |s| s.saturating_mul(1000));
         let lower = url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
-            return Err(invalid("jwks_url must be an http:// or https:// URL"));
+            return Err(invalid(
+                "jwks_url",
+                "jwks_url must be an http:// or https:// URL",
+            ));
         }
         #[cfg(not(feature = "jwks"))]
         {
             let _ = (algorithms, clock, millis);
             Err(invalid(
+                "jwks_url",
                 "jwks_url needs the `jwks` cargo feature of rocket-revoke-core, which this build lacks",
             ))
         }
         #[cfg(feature = "jwks")]
         {
             let parsed = reqwest::Url::parse(url)
-                .map_err(|e| invalid(&format!("jwks_url is not a valid URL ({e})")))?;
+                .map_err(|e| invalid("jwks_url", &format!("jwks_url is not a valid URL ({e})")))?;
             let shown_url = crate::redact_url(url);
             let allow_http = config.jwks_allow_insecure_http;
             if parsed.scheme() == "http" && !is_loopback(parsed.host_str().unwrap_or("")) {
                 if !allow_http {
-                    return Err(invalid(&format!(
+                    return Err(invalid(
+                        "jwks_url",
+                        &format!(
                         "jwks_url {shown_url} uses plain http to a host that is not this machine: whoever can alter the response can forge tokens. Use https, or set jwks_allow_insecure_http = true to accept that risk"
                     )));
                 }
@@ -323,7 +338,12 @@ impl RemoteJwks {
                 .redirect(redirect_policy(allow_http))
                 .user_agent(concat!("rocket-revoke-core/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| invalid(&format!("jwks_url: cannot set up the HTTP client ({e})")))?;
+                .map_err(|e| {
+                    invalid(
+                        "jwks_url",
+                        &format!("jwks_url: cannot set up the HTTP client ({e})"),
+                    )
+                })?;
             Ok(RemoteJwks {
                 url: url.to_owned(),
                 shown_url,

@@ -26,9 +26,16 @@ pub enum KeyError {
     /// `algorithms` is empty.
     #[error("no algorithms configured")]
     NoAlgorithms,
-    /// An algorithm name or claim name in the configuration is invalid.
-    #[error("invalid verifier configuration: {0}")]
-    InvalidConfig(String),
+    /// A verifier setting is invalid; `key` names it (as in `Rocket.toml`'s `[revoke]`
+    /// table, e.g. `"jwks_max_age_secs"`), so a front end can point at it without parsing
+    /// `reason`.
+    #[error("invalid verifier configuration: {reason}")]
+    InvalidConfig {
+        /// The setting at fault.
+        key: &'static str,
+        /// What is wrong with it, starting with the setting's name.
+        reason: String,
+    },
     /// `secret` is set but empty.
     #[error("the HMAC secret is empty")]
     EmptySecret,

@@ -699,7 +699,7 @@ fn jwks_settings_have_documented_defaults_and_are_checked() {
     // `new` checks everything without a runtime and without fetching.
     assert!(Verifier::new(&config).is_ok());
     let bad = |config: VerifierConfig| match Verifier::new(&config) {
-        Err(KeyError::InvalidConfig(reason)) => reason,
+        Err(KeyError::InvalidConfig { reason, .. }) => reason,
         other => panic!("{other:?}"),
     };
     let base = url_config("https://idp.example/jwks", &[Algorithm::RS256]);
@@ -751,7 +751,7 @@ async fn a_verifier_without_url_has_no_jwks_machinery() {
     assert!(verifier.spawn_jwks_refresh().is_none());
     assert!(matches!(
         verifier.refresh_jwks().await,
-        Err(KeyError::InvalidConfig(_))
+        Err(KeyError::InvalidConfig { .. })
     ));
     let token = hs256_with_kid("any", SECRET.as_bytes());
     assert!(verify(&verifier, &token).is_ok());
@@ -902,7 +902,7 @@ async fn status_serializes_for_health_and_masks_a_password_in_the_url() {
 /// The reason of a [`KeyError::InvalidConfig`] from [`Verifier::new`].
 fn config_error(config: &VerifierConfig) -> String {
     match Verifier::new(config) {
-        Err(KeyError::InvalidConfig(reason)) => reason,
+        Err(KeyError::InvalidConfig { reason, .. }) => reason,
         other => panic!("{other:?}"),
     }
 }

@@ -172,7 +172,7 @@ fn the_rfc9068_profile_requires_its_type_and_claims() {
         .err()
         .unwrap();
         assert!(
-            matches!(&err, KeyError::InvalidConfig(m) if m.starts_with("profile")),
+            matches!(&err, KeyError::InvalidConfig { reason: m, .. } if m.starts_with("profile")),
             "{err}"
         );
     }
@@ -183,7 +183,7 @@ fn the_rfc9068_profile_requires_its_type_and_claims() {
     .err()
     .unwrap();
     assert!(
-        matches!(&err, KeyError::InvalidConfig(m) if m.starts_with("profile")),
+        matches!(&err, KeyError::InvalidConfig { reason: m, .. } if m.starts_with("profile")),
         "{err}"
     );
 }
@@ -197,7 +197,7 @@ fn a_blank_required_typ_is_a_configuration_error() {
     .err()
     .unwrap();
     assert!(
-        matches!(&err, KeyError::InvalidConfig(m) if m.starts_with("required_typ")),
+        matches!(&err, KeyError::InvalidConfig { reason: m, .. } if m.starts_with("required_typ")),
         "{err}"
     );
 }

@@ -1187,7 +1187,7 @@ fn a_configured_family_claim_names_the_session_family() {
     };
     assert!(matches!(
         Verifier::new(&empty),
-        Err(rocket_revoke_core::KeyError::InvalidConfig(_))
+        Err(rocket_revoke_core::KeyError::InvalidConfig { .. })
     ));
 }
 

@@ -700,22 +700,7 @@ impl RevokeConfig {
             KeyError::BadJwks { .. } => "jwks_file",
             KeyError::JwksFetch { .. } => "jwks_url",
             KeyError::EmptySecret => "secret",
-            // The verifier's messages start with the key they are about.
-            KeyError::InvalidConfig(reason) => [
-                "jwks_url",
-                "jwks_refresh_secs",
-                "jwks_min_refresh_interval_secs",
-                "jwks_timeout_secs",
-                "jwks_max_age_secs",
-                "jwks_max_stale_secs",
-                "family_claim",
-                "required_typ",
-                "profile",
-                "public_key_pem",
-            ]
-            .into_iter()
-            .find(|k| reason.starts_with(k))
-            .unwrap_or("required_claims"),
+            KeyError::InvalidConfig { key, .. } => key,
             _ => "algorithms",
         };
         ConfigError::Key { key, source }

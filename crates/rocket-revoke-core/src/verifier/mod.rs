@@ -122,18 +122,23 @@ impl Verifier {
             return Err(KeyError::NoAlgorithms);
         }
         if config.family_claim.is_empty() {
-            return Err(KeyError::InvalidConfig("family_claim is empty".into()));
+            return Err(KeyError::InvalidConfig {
+                key: "family_claim",
+                reason: "family_claim is empty".into(),
+            });
         }
         if config.required_claims.iter().any(|c| c.is_empty()) {
-            return Err(KeyError::InvalidConfig(
-                "required_claims holds an empty name".into(),
-            ));
+            return Err(KeyError::InvalidConfig {
+                key: "required_claims",
+                reason: "required_claims holds an empty name".into(),
+            });
         }
         let required_typ = match config.required_typ.as_deref().map(str::trim) {
             Some("") => {
-                return Err(KeyError::InvalidConfig(
-                    "required_typ is empty (unset it to accept JWT and at+jwt)".into(),
-                ))
+                return Err(KeyError::InvalidConfig {
+                    key: "required_typ",
+                    reason: "required_typ is empty (unset it to accept JWT and at+jwt)".into(),
+                })
             }
             Some(typ) => Some(media_type(typ).to_ascii_lowercase()),
             None => None,
@@ -143,15 +148,19 @@ impl Verifier {
             TokenProfile::Jwt => required_typ,
             TokenProfile::Rfc9068 => {
                 if required_typ.as_deref().is_some_and(|t| t != "at+jwt") {
-                    return Err(KeyError::InvalidConfig(
-                        "profile \"rfc9068\" requires typ at+jwt: unset required_typ".into(),
-                    ));
+                    return Err(KeyError::InvalidConfig {
+                        key: "profile",
+                        reason: "profile \"rfc9068\" requires typ at+jwt: unset required_typ"
+                            .into(),
+                    });
                 }
                 // RFC 9068 §4: the resource server checks `iss` and `aud` against its own.
                 if config.issuer.is_empty() || config.audience.is_empty() {
-                    return Err(KeyError::InvalidConfig(
-                        "profile \"rfc9068\" needs `issuer` and `audience` (RFC 9068 §4)".into(),
-                    ));
+                    return Err(KeyError::InvalidConfig {
+                        key: "profile",
+                        reason: "profile \"rfc9068\" needs `issuer` and `audience` (RFC 9068 §4)"
+                            .into(),
+                    });
                 }
                 for claim in RFC9068_CLAIMS {
                     if !required.iter().any(|c| c == claim) {
@@ -199,9 +208,12 @@ impl Verifier {
                 .filter(|k| k.kid.is_none() && k.algs.contains(alg))
                 .count();
             if kidless > MAX_KEYS_PER_TOKEN {
-                return Err(KeyError::InvalidConfig(format!(
+                return Err(KeyError::InvalidConfig {
+                    key: "public_key_pem",
+                    reason: format!(
                     "public_key_pem: {kidless} keys without a kid can verify {alg:?}, but a token without kid is tried against at most {MAX_KEYS_PER_TOKEN}; give the keys kids in a jwks_file"
-                )));
+                ),
+                });
             }
         }
 
@@ -345,7 +357,10 @@ impl Verifier {
         let remote = self
             .remote
             .as_ref()
-            .ok_or_else(|| KeyError::InvalidConfig("no jwks_url is configured".into()))?;
+            .ok_or_else(|| KeyError::InvalidConfig {
+                key: "jwks_url",
+                reason: "no jwks_url is configured".into(),
+            })?;
         remote
             .refresh()
             .await
@@ -593,7 +608,9 @@ mod tests {
             ..VerifierConfig::default()
         };
         match Verifier::new(&config) {
-            Err(KeyError::InvalidConfig(reason)) => assert!(reason.contains("`jwks`"), "{reason}"),
+            Err(KeyError::InvalidConfig { reason, .. }) => {
+                assert!(reason.contains("`jwks`"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
     }
