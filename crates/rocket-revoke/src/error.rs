@@ -33,38 +33,29 @@ use rocket_revoke_core::{RefreshError, Scope, VerifyError};
 ///
 /// [`AuthError::Stale`] is the server's state, not the token's: `503 Service Unavailable`
 /// with `Retry-After` and `{"error":"temporarily_unavailable", ...}`, no challenge.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {
     /// No `Authorization` header.
-    #[error("bearer token required")]
     Missing,
     /// More than one `Authorization` header (or, with `token_query`, more than one token
     /// parameter).
-    #[error("several authorization headers")]
     Ambiguous,
     /// The `Authorization` header uses a scheme other than `Bearer`.
-    #[error("authorization scheme is not bearer")]
     Scheme,
     /// `Bearer` without a single well-formed token after it.
-    #[error("malformed authorization header")]
     MalformedHeader,
     /// The token did not verify.
-    #[error("{}", .0.description())]
     Invalid(VerifyError),
     /// A refresh token was presented where an access token is required.
-    #[error("refresh token not accepted here")]
     RefreshToken,
     /// The token is revoked; holds the scope that matched.
-    #[error("{}", revoked_description(*.0))]
     Revoked(Scope),
     /// The `Revoke` fairing is not attached (a server fault; the guards' `Sentinel`
     /// normally stops such an app from launching).
-    #[error("token checking is not configured")]
     NotAttached,
     /// The token verifies and is not in the revocation set, but the set has not been synced
     /// with the database for longer than `max_staleness_ms`: the guard fails closed (503).
-    #[error("{}", STALE)]
     Stale,
 }
 
@@ -79,6 +70,15 @@ fn revoked_description(scope: Scope) -> &'static str {
         Scope::Global => "token revoked (global)",
     }
 }
+
+/// The [`description`](AuthError::description): each message is written once.
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 impl From<VerifyError> for AuthError {
     fn from(e: VerifyError) -> Self {

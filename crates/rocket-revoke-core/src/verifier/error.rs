@@ -4,74 +4,71 @@
 ///
 /// The [`Display`](std::fmt::Display) text and [`VerifyError::description`] never contain token
 /// content, so either may be shown to the client or logged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// Not a well-formed JWS compact token: wrong number of parts, bad base64, bad JSON, a
     /// claim of the wrong type, or an empty `jti`.
-    #[error("malformed token")]
     Malformed,
     /// The signature does not verify with the selected key(s).
-    #[error("invalid signature")]
     InvalidSignature,
     /// `exp` is in the past (beyond the leeway).
-    #[error("token expired")]
     Expired,
     /// `nbf` or `iat` is in the future (beyond the leeway).
-    #[error("token not yet valid")]
     NotYetValid,
     /// `iss` is not one of the configured issuers.
-    #[error("invalid issuer")]
     InvalidIssuer,
     /// `aud` names none of the configured audiences (or is present when none is configured).
-    #[error("invalid audience")]
     InvalidAudience,
     /// A required claim is absent; holds the claim's name (from the configuration).
-    #[error("missing required claim `{0}`")]
     MissingClaim(String),
     /// The header's `alg` is `none`, unknown, or not in the allow-list.
-    #[error("algorithm not allowed")]
     AlgorithmNotAllowed,
     /// No configured key matches the token's `kid` and algorithm.
-    #[error("unknown signing key")]
     UnknownKey,
     /// The token has no `kid` and more than [`MAX_KEYS_PER_TOKEN`] keys could verify its
     /// algorithm: it is not tried against them all.
     ///
     /// [`MAX_KEYS_PER_TOKEN`]: super::MAX_KEYS_PER_TOKEN
-    #[error("token names no signing key (kid)")]
     KidRequired,
     /// The token's key is in the `jwks_url` key set, which has not been fetched successfully
     /// for `jwks_max_stale_secs`: its keys are no longer trusted.
-    #[error("signing keys are stale")]
     StaleKeys,
     /// The token is longer than [`MAX_TOKEN_LEN`].
     ///
     /// [`MAX_TOKEN_LEN`]: super::MAX_TOKEN_LEN
-    #[error("token too large")]
     TooLarge,
     /// The header has a `crit` parameter; no JWS extension is supported.
-    #[error("unsupported critical header")]
     UnsupportedCritical,
     /// The token may live longer (`exp - iat`, or `exp - now` without `iat`) than the
     /// maximum lifetime every revocation is sized for ([`Verifier::with_max_lifetime`]):
     /// accepting it would let it outlive a revocation that covers it.
     ///
     /// [`Verifier::with_max_lifetime`]: super::Verifier::with_max_lifetime
-    #[error("token lifetime exceeds the maximum")]
     LifetimeTooLong,
     /// The token says it is another kind of JWT than an access token (an ID, logout,
     /// refresh or security event token), or lacks the `typ` the configuration requires: see
     /// [`TokenProfile`].
     ///
     /// [`TokenProfile`]: super::TokenProfile
-    #[error("token type not accepted")]
     WrongType,
     /// No crypto backend is available (a build with both or neither of jsonwebtoken's
     /// `rust_crypto` and `aws_lc_rs` features); a server fault, not the token's.
-    #[error("token verification unavailable")]
     Unavailable,
 }
+
+/// The [`description`](VerifyError::description), written once; a missing claim adds
+/// the claim's name (from the configuration, never from the token).
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyError::MissingClaim(name) => write!(f, "{} `{name}`", self.description()),
+            other => f.write_str(other.description()),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
 
 impl VerifyError {
     /// Short, safe text for an RFC 6750 `error_description` (never echoes token content).
