@@ -122,6 +122,46 @@ pub enum RefreshError {
     Store(#[from] crate::Error),
 }
 
+/// Why an [`Issuer`] could not be built: a start-up error, about the configuration, never
+/// one of the run-time errors of minting or rotating ([`crate::Error`], [`RefreshError`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// An HS* algorithm, and no `secret`.
+    #[error("issuer: `secret` is required for HS* algorithms")]
+    MissingSecret,
+    /// An asymmetric algorithm, and no `private_key_pem`.
+    #[error("issuer: `private_key_pem` is required for {0:?}")]
+    MissingPrivateKey(Algorithm),
+    /// `secret` is empty.
+    #[error("issuer: `secret` is empty")]
+    EmptySecret,
+    /// The `private_key_pem` file could not be read.
+    #[error("issuer: cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key does not parse as a key for the algorithm.
+    #[error("issuer: unusable signing key: {0}")]
+    Key(#[from] jsonwebtoken::errors::Error),
+}
+
+impl IssuerError {
+    /// The setting at fault, as in `Rocket.toml`'s `[revoke]` table: `"secret"` or
+    /// `"private_key_pem"`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            IssuerError::MissingSecret | IssuerError::EmptySecret => "secret",
+            IssuerError::MissingPrivateKey(_) | IssuerError::Read { .. } => "private_key_pem",
+            // Secrets fail as `EmptySecret`; only a PEM can fail to parse.
+            IssuerError::Key(_) => "private_key_pem",
+        }
+    }
+}
+
 /// Mints tokens and rotates refresh tokens.
 #[derive(Clone)]
 pub struct Issuer {
@@ -142,23 +182,21 @@ impl std::fmt::Debug for Issuer {
 
 impl Issuer {
     /// Builds an issuer; fails when no key fits the algorithm.
-    pub fn new(config: IssuerConfig, engine: Engine) -> crate::Result<Self> {
+    pub fn new(config: IssuerConfig, engine: Engine) -> Result<Self, IssuerError> {
         use Algorithm::*;
         let key = match config.algorithm {
             HS256 | HS384 | HS512 => {
-                let secret = config.secret.as_deref().ok_or_else(|| {
-                    crate::Error::Invalid("issuer: `secret` is required for HS* algorithms".into())
-                })?;
-                EncodingKey::from_secret(secret.as_bytes())?
+                let secret = config.secret.as_deref().ok_or(IssuerError::MissingSecret)?;
+                EncodingKey::from_secret(secret.as_bytes()).map_err(|_| IssuerError::EmptySecret)?
             }
             alg => {
-                let path = config.private_key_pem.as_ref().ok_or_else(|| {
-                    crate::Error::Invalid(format!(
-                        "issuer: `private_key_pem` is required for {alg:?}"
-                    ))
-                })?;
-                let pem = std::fs::read(path).map_err(|e| {
-                    crate::Error::Invalid(format!("issuer: cannot read {}: {e}", path.display()))
+                let path = config
+                    .private_key_pem
+                    .as_ref()
+                    .ok_or(IssuerError::MissingPrivateKey(alg))?;
+                let pem = std::fs::read(path).map_err(|source| IssuerError::Read {
+                    path: path.clone(),
+                    source,
                 })?;
                 let key = match alg {
                     RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => {

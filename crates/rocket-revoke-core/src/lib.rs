@@ -67,7 +67,7 @@ pub use claims::{Audience, Claims, NoExtra};
 pub use clock::{system_clock, Clock, ManualClock, SharedClock, SystemClock};
 pub use engine::{Engine, EngineConfig, RevokeRequest, MAX_WRITE_QUEUE};
 pub use error::{Error, Result};
-pub use issuer::{Issuer, IssuerConfig, RefreshError, TokenPair};
+pub use issuer::{Issuer, IssuerConfig, IssuerError, RefreshError, TokenPair};
 pub use jwks::{JwksRefresher, JwksStatus};
 pub use keys::KeyError;
 pub use lifetime::{Bounds, DEFAULT_CLOCK_SKEW_SECS, MAX_LEEWAY_SECS, MAX_TTL_SECS};

@@ -6,8 +6,8 @@ mod common;
 use common::TestDb;
 use rocket_revoke_core::store::{ListQuery, TokenRecord, TokenStatus};
 use rocket_revoke_core::{
-    now_secs, Engine, EngineConfig, EventKind, Issuer, IssuerConfig, RefreshError, RevokeRequest,
-    Scope, TokenKind, TokenRef, Verifier,
+    now_secs, Engine, EngineConfig, EventKind, Issuer, IssuerConfig, IssuerError, RefreshError,
+    RevokeRequest, Scope, TokenKind, TokenRef, Verifier,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -409,6 +409,58 @@ async fn observe_registers_unknown_tokens_and_moves_last_seen(db: &TestDb) {
     let info = store.token("ext-1", now).await.unwrap().unwrap();
     assert_eq!(info.last_seen, Some(now), "last_seen only moves forward");
     assert_eq!(info.token.kind, TokenKind::External);
+}
+
+/// Building an issuer fails with a start-up error that names the setting at fault, not with
+/// one of the run-time errors.
+#[tokio::test]
+async fn issuer_start_up_errors_name_the_setting() {
+    let store = rocket_revoke_core::store::SqliteStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    rocket_revoke_core::store::Store::migrate(&store)
+        .await
+        .unwrap();
+    let e = Engine::new(std::sync::Arc::new(store), EngineConfig::default())
+        .await
+        .unwrap();
+    let build = |cfg: IssuerConfig| Issuer::new(cfg, e.clone()).unwrap_err();
+
+    let err = build(IssuerConfig {
+        secret: None,
+        ..IssuerConfig::default()
+    });
+    assert!(matches!(err, IssuerError::MissingSecret), "{err:?}");
+    assert_eq!(err.key(), "secret");
+    let err = build(IssuerConfig {
+        secret: Some(String::new()),
+        ..IssuerConfig::default()
+    });
+    assert!(matches!(err, IssuerError::EmptySecret), "{err:?}");
+    assert_eq!(err.key(), "secret");
+    let err = build(IssuerConfig {
+        algorithm: jsonwebtoken::Algorithm::RS256,
+        ..IssuerConfig::default()
+    });
+    assert!(
+        matches!(
+            err,
+            IssuerError::MissingPrivateKey(jsonwebtoken::Algorithm::RS256)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.key(), "private_key_pem");
+    let err = build(IssuerConfig {
+        algorithm: jsonwebtoken::Algorithm::RS256,
+        private_key_pem: Some("/nonexistent/issuer-key.pem".into()),
+        ..IssuerConfig::default()
+    });
+    assert!(matches!(err, IssuerError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/issuer-key.pem"),
+        "{err}"
+    );
+    assert_eq!(err.key(), "private_key_pem");
 }
 
 fn issuer(e: &Engine) -> (Issuer, Verifier) {

@@ -134,14 +134,10 @@ where
         );
     }
     let issuer = match config.issuer_config() {
-        Some(ic) => Some(Issuer::new(ic, engine.clone()).map_err(|e| {
-            let key = if config.private_key_pem.is_some() {
-                "private_key_pem"
-            } else {
-                "secret"
-            };
-            format!("invalid `revoke.{key}`: {e}")
-        })?),
+        Some(ic) => Some(
+            Issuer::new(ic, engine.clone())
+                .map_err(|e| format!("invalid `revoke.{}`: {e}", e.key()))?,
+        ),
         None => {
             tracing::info!("rocket-revoke: no signing key configured; tokens are verified only");
             None
