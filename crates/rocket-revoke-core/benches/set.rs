@@ -8,16 +8,6 @@
 //!   10,000 new revocations per second (paced by the clock, rate printed at the end), which also
 //!   makes the table grow and swap during the run.
 //!
-//! Baselines, so the custom table and parser keep their place by a number, not a belief:
-//! * `baseline_1M_uuid`: the same keys in `hashbrown::HashSet<u128>` (foldhash; no
-//!   synchronisation at all, so a floor for a lookup, not a design we could ship: writers
-//!   need a lock or a copy) and in `papaya::HashSet<u128>` (a lock-free concurrent set, one
-//!   guard per check as a request would take it). Both parse the `jti` with our parser, so
-//!   the difference is the table.
-//! * `parse_uuid`: our SWAR parser (`src/set/swar_uuid.rs`, compiled here as it is) against
-//!   `uuid::Uuid::try_parse_ascii` with the checks that make it accept only what ours does
-//!   (36 bytes, no upper case).
-//!
 //! Run: `cargo bench -p rocket-revoke-core --bench set`
 #![allow(missing_docs)]
 
@@ -28,11 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// The set's own UUID parser, this very file (it has no `crate::` paths for that reason).
-#[path = "../src/set/swar_uuid.rs"]
-#[allow(dead_code, unused_imports, clippy::all)]
-mod swar_uuid;
 
 const REVOKED: usize = 1_000_000;
 const POOL: usize = 1 << 18;
@@ -74,8 +59,6 @@ struct Fixture {
     /// the probe key costs a sequential access, as for a just-decoded token).
     subs: String,
     fids: KeyPool,
-    /// The revoked `jti`s' values, for the library baselines.
-    revoked: Vec<u128>,
 }
 
 const SUB_LEN: usize = 11;
@@ -148,7 +131,6 @@ fn fixture() -> Fixture {
         mixed,
         subs,
         fids,
-        revoked: revoked.iter().map(|id| id.as_u128()).collect(),
     }
 }
 
@@ -275,122 +257,9 @@ fn two_readers_with_writer(c: &mut Criterion, f: &Fixture) {
     );
 }
 
-/// `uuid::Uuid::try_parse_ascii`, held to what the set's parser accepts: only the 36-byte
-/// hyphenated lower-case form (the crate also takes upper case, and other lengths are its
-/// other forms).
-#[inline]
-fn parse_with_uuid_crate(s: &str) -> Option<u128> {
-    let b = s.as_bytes();
-    if b.len() != 36 || b.iter().any(u8::is_ascii_uppercase) {
-        return None;
-    }
-    uuid::Uuid::try_parse_ascii(b).ok().map(|u| u.as_u128())
-}
-
-/// The set's lookups against two library sets holding the same 1M keys.
-fn baselines(c: &mut Criterion, f: &Fixture) {
-    let mut hb: hashbrown::HashSet<u128> = hashbrown::HashSet::with_capacity(f.revoked.len());
-    hb.extend(f.revoked.iter().copied());
-    let pap: papaya::HashSet<u128> = papaya::HashSet::with_capacity(f.revoked.len());
-    {
-        let pinned = pap.pin();
-        for &k in &f.revoked {
-            pinned.insert(k);
-        }
-    }
-    // hashbrown's table: buckets (a power of two, at most 7/8 full) of 16 key bytes and one
-    // control byte, plus 16 trailing control bytes.
-    let buckets = (hb.capacity() * 8 / 7).next_power_of_two();
-    eprintln!(
-        "baseline: hashbrown {} buckets, {:.1} B/key (ours: {:.1} B/jti)",
-        buckets,
-        (buckets * 17 + 16) as f64 / hb.len() as f64,
-        f.set.uuid_table_bytes() as f64 / f.set.len().jtis as f64,
-    );
-    for i in 0..POOL {
-        let k = swar_uuid::parse_uuid(f.hits.get(i)).expect("hit keys are UUIDs");
-        assert!(hb.contains(&k) && pap.pin().contains(&k));
-        let k = swar_uuid::parse_uuid(f.misses.get(i)).expect("miss keys are UUIDs");
-        assert!(!hb.contains(&k) && !pap.pin().contains(&k));
-    }
-
-    let mut g = c.benchmark_group("baseline_1M_uuid");
-    g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(4));
-    g.throughput(Throughput::Elements(1));
-    for (name, pool) in [("miss", &f.misses), ("hit", &f.hits)] {
-        let mut i = 0_usize;
-        g.bench_function(format!("hashbrown_{name}"), |b| {
-            b.iter(|| {
-                i = i.wrapping_add(1);
-                swar_uuid::parse_uuid(black_box(pool.get(i))).is_some_and(|k| hb.contains(&k))
-            })
-        });
-        let mut i = 0_usize;
-        g.bench_function(format!("papaya_{name}"), |b| {
-            b.iter(|| {
-                i = i.wrapping_add(1);
-                swar_uuid::parse_uuid(black_box(pool.get(i)))
-                    .is_some_and(|k| pap.pin().contains(&k))
-            })
-        });
-    }
-    g.finish();
-}
-
-/// The set's UUID parser against the `uuid` crate's, on the same valid keys and on
-/// near-misses (upper case, which both must refuse).
-fn parsers(c: &mut Criterion, f: &Fixture) {
-    let upper: Vec<String> = (0..1024).map(|i| f.hits.get(i).to_uppercase()).collect();
-    for i in 0..POOL {
-        let s = f.hits.get(i);
-        assert_eq!(swar_uuid::parse_uuid(s), parse_with_uuid_crate(s));
-    }
-    for s in &upper {
-        assert_eq!(swar_uuid::parse_uuid(s), None);
-        assert_eq!(parse_with_uuid_crate(s), None);
-    }
-
-    let mut g = c.benchmark_group("parse_uuid");
-    g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(3));
-    g.throughput(Throughput::Elements(1));
-    let mut i = 0_usize;
-    g.bench_function("swar_valid", |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            swar_uuid::parse_uuid(black_box(f.hits.get(i)))
-        })
-    });
-    let mut i = 0_usize;
-    g.bench_function("uuid_crate_valid", |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            parse_with_uuid_crate(black_box(f.hits.get(i)))
-        })
-    });
-    let mut i = 0_usize;
-    g.bench_function("swar_upper_case", |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            swar_uuid::parse_uuid(black_box(&upper[i & 1023]))
-        })
-    });
-    let mut i = 0_usize;
-    g.bench_function("uuid_crate_upper_case", |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            parse_with_uuid_crate(black_box(&upper[i & 1023]))
-        })
-    });
-    g.finish();
-}
-
 fn benches(c: &mut Criterion) {
     let f = fixture();
     single_thread(c, &f);
-    baselines(c, &f);
-    parsers(c, &f);
     two_readers_with_writer(c, &f);
 }
 
