@@ -24,20 +24,25 @@ use crate::metrics::Metrics;
 /// The revocation handle: managed state (and a request guard) put in place by the
 /// [`Revoke`](crate::Revoke) fairing. Cheap to clone.
 ///
-/// It offers what `revokectl` offers: revoke by token, jti, subject, family or global
-/// cut-off, restore, status; and, when a signing key is configured, minting and rotating
-/// token pairs.
+/// It offers what `revokectl` offers: revoke by token ([`revoke_token`](Self::revoke_token))
+/// or by jti, subject, family or global cut-off (a [`RevokeRequest`] given to
+/// [`revoke`](Self::revoke)), restore, status; and, when a signing key is configured,
+/// minting and rotating token pairs.
 ///
 /// ```rust
 /// # use rocket::{delete, serde::json::Json};
-/// use rocket_revoke::{Authenticated, Revoker};
+/// use rocket_revoke::{Authenticated, RevokeRequest, Revoker};
 ///
 /// /// "Log out everywhere".
 /// #[delete("/auth/sessions")]
 /// async fn logout_everywhere(user: Authenticated, revoker: Revoker) -> Result<(), String> {
 ///     let sub = user.sub.as_deref().unwrap_or_default();
 ///     revoker
-///         .revoke_subject(sub, Some("user logged out everywhere"), Some(sub))
+///         .revoke(
+///             RevokeRequest::subject(sub)
+///                 .reason("user logged out everywhere")
+///                 .actor(sub),
+///         )
 ///         .await
 ///         .map(|_| ())
 ///         .map_err(|e| e.to_string())
@@ -207,51 +212,6 @@ impl Revoker {
             self.inner.metrics.revoked(e.scope);
         }
         Ok(event)
-    }
-
-    /// Revokes one token by `jti`.
-    pub async fn revoke_jti(
-        &self,
-        jti: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::jti(jti), reason, actor))
-            .await
-    }
-
-    /// Revokes every token of `sub` issued up to now ("log out everywhere").
-    pub async fn revoke_subject(
-        &self,
-        sub: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::subject(sub), reason, actor))
-            .await
-    }
-
-    /// Revokes a session family: one login and every token rotated from it.
-    pub async fn revoke_family(
-        &self,
-        fid: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::family(fid), reason, actor))
-            .await
-    }
-
-    /// Revokes every token issued at or before `cutoff` (seconds since the epoch): the
-    /// emergency switch.
-    pub async fn revoke_before(
-        &self,
-        cutoff: i64,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::global_before(cutoff), reason, actor))
-            .await
     }
 
     /// The issuer scope a revocation made from `claims` gets: their `iss` when more than one
