@@ -122,7 +122,7 @@ async fn a_revoked_token_stays_refused_through_the_leeway_after_prunes_and_a_res
     // Past exp, within the leeway.
     clock.advance_secs(ACCESS_TTL + LEEWAY - 5);
     let engine = revoker(&client).engine().clone();
-    engine.set().prune(engine.now_secs());
+    engine.prune_memory_only(engine.now_secs());
     engine.prune().await.expect("prune");
     assert_eq!(
         me(&client, &access).await,

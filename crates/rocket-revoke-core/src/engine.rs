@@ -1,6 +1,7 @@
 //! [`Engine`]: a store, the revocation set it feeds, and the sync task between them.
 
 use crate::batch::Batcher;
+use crate::set::SetView;
 use crate::store::{PruneReport, Store};
 use crate::sync::{SyncStatus, Syncer};
 use crate::{
@@ -363,9 +364,18 @@ impl Engine {
         self.inner.set.check(token)
     }
 
-    /// The in-memory set.
-    pub fn set(&self) -> &Arc<RevocationSet> {
-        &self.inner.set
+    /// The in-memory set, read-only: it changes through [`Engine::revoke`],
+    /// [`Engine::restore`] and sync, which keep it equal to the database.
+    pub fn set(&self) -> SetView<'_> {
+        SetView::new(&self.inner.set)
+    }
+
+    /// For tests: drops the entries expired at `now` (seconds) from memory without
+    /// touching the store, as an early in-memory prune would (e.g. one instance's clock
+    /// ahead of the others'). Returns how many were dropped. Apps use [`Engine::prune`].
+    #[doc(hidden)]
+    pub fn prune_memory_only(&self, now: i64) -> usize {
+        self.inner.set.prune(now)
     }
 
     /// The store.

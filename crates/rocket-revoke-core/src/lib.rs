@@ -72,7 +72,7 @@ pub use jwks::{JwksRefresher, JwksStatus};
 pub use keys::KeyError;
 pub use lifetime::{Bounds, DEFAULT_CLOCK_SKEW_SECS, MAX_LEEWAY_SECS, MAX_TTL_SECS};
 pub use redact::redact_url;
-pub use set::{RevocationSet, SetLoader};
+pub use set::{RevocationSet, SetLoader, SetView};
 pub use sync::SyncStatus;
 pub use types::*;
 pub use verifier::{TokenProfile, Verifier, VerifierConfig, VerifyError};

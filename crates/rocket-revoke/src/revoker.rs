@@ -53,7 +53,9 @@ pub struct Revoker {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// What a [`Revoker`] and its clones share; one per app. [`Revoker::app_id`] gives it out
+/// as the app's identity.
+pub(crate) struct Inner {
     engine: Engine,
     verifier: Verifier,
     issuer: Option<Issuer>,
@@ -363,6 +365,12 @@ impl Revoker {
             None => false,
             Some(max) => exceeds(self.inner.engine.staleness_ms(), Some(max)),
         }
+    }
+
+    /// This app's identity (shared by the clones of this `Revoker`), for per-thread caches
+    /// keyed by app: a `Weak` of it keeps the address from being reused.
+    pub(crate) fn app_id(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     pub(crate) fn seen<E>(&self, claims: &Claims<E>) {

@@ -54,6 +54,69 @@ use placement::{
 use swar_uuid::parse_uuid;
 use table::{exp_u32, groups_for, Part, Table, MIN_GROUPS, RESERVE_LOAD};
 
+/// A read-only view of a [`RevocationSet`]: what [`Engine::set`](crate::Engine::set) gives
+/// out. It answers the reads (checks, cut-offs, counts, memory) and offers no mutator, so
+/// nothing can change an engine's set behind its database: revocations go through
+/// [`Engine::revoke`](crate::Engine::revoke) and [`Engine::restore`](crate::Engine::restore).
+#[derive(Clone, Copy)]
+pub struct SetView<'a> {
+    set: &'a RevocationSet,
+}
+
+impl fmt::Debug for SetView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.set, f)
+    }
+}
+
+impl<'a> SetView<'a> {
+    /// The view of `set`.
+    pub(crate) fn new(set: &'a RevocationSet) -> Self {
+        Self { set }
+    }
+
+    /// Which scope revokes this token, if any: [`RevocationSet::check`].
+    #[inline]
+    pub fn check(&self, token: &TokenRef<'_>) -> Option<Scope> {
+        self.set.check(token)
+    }
+
+    /// Whether `jti` itself is revoked: [`RevocationSet::contains_jti`].
+    pub fn contains_jti(&self, jti: &str) -> bool {
+        self.set.contains_jti(jti)
+    }
+
+    /// The cut-off in force for `sub`, if any: [`RevocationSet::subject_cutoff`].
+    pub fn subject_cutoff(&self, sub: &str) -> Option<i64> {
+        self.set.subject_cutoff(sub)
+    }
+
+    /// The global cut-off in force, if any: [`RevocationSet::global_cutoff`].
+    pub fn global_cutoff(&self) -> Option<i64> {
+        self.set.global_cutoff()
+    }
+
+    /// How many entries of each kind the set holds: [`RevocationSet::len`].
+    pub fn len(&self) -> SetCounts {
+        self.set.len()
+    }
+
+    /// True when nothing is revoked: [`RevocationSet::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Approximate heap bytes held: [`RevocationSet::heap_bytes`].
+    pub fn heap_bytes(&self) -> usize {
+        self.set.heap_bytes()
+    }
+
+    /// Heap bytes of the UUID `jti` table alone: [`RevocationSet::uuid_table_bytes`].
+    pub fn uuid_table_bytes(&self) -> usize {
+        self.set.uuid_table_bytes()
+    }
+}
+
 /// How many entries of each kind the set holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SetCounts {
