@@ -11,7 +11,7 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::json;
 use rocket_revoke::Revoker;
-use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::MAX_TOKEN_LEN;
 use rocket_revoke_core::{RevokeRequest, Scope};
 
 /// The longest revocation key, reason or actor the engine writes (rocket-revoke-core's

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The longest revocation key, reason or actor the engine writes, in bytes. Keys come from
-/// tokens, which the verifier caps at [`MAX_TOKEN_LEN`](crate::verifier::MAX_TOKEN_LEN), so
+/// tokens, which the verifier caps at [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN), so
 /// no real key is longer; the cap keeps every value a library caller sends to the database
 /// far from the 4 GiB that sqlx 0.7 mis-encodes (RUSTSEC-2024-0363, see deny.toml).
 pub(crate) const MAX_KEY_LEN: usize = crate::verifier::MAX_TOKEN_LEN;

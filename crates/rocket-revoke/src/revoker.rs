@@ -8,7 +8,7 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Phase, Rocket, Sentinel};
 use rocket_revoke_core::store::Store;
-use rocket_revoke_core::sync::SyncStatus;
+use rocket_revoke_core::SyncStatus;
 use rocket_revoke_core::{
     Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
@@ -108,7 +108,7 @@ pub struct Health {
     /// Sync details.
     pub sync: SyncStatus,
     /// Entries in the in-memory set.
-    pub revocations: rocket_revoke_core::set::SetCounts,
+    pub revocations: rocket_revoke_core::SetCounts,
     /// Last-seen sightings dropped because the queue was full.
     pub last_seen_dropped: u64,
     /// The `jwks_url` key set: keys, last refresh, last error (`None` without a URL).

@@ -484,7 +484,7 @@ fn jwks_of(n: usize) -> String {
 #[rocket::async_test]
 async fn a_token_without_kid_is_refused_against_more_keys_than_the_cap() {
     let db = TestDb::sqlite().await;
-    let cap = rocket_revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+    let cap = rocket_revoke_core::MAX_KEYS_PER_TOKEN;
     let idp = provider(jwks_of(cap)).await;
     let client = provider_app(&db, provider_table(&idp.url), None).await;
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();

@@ -1,35 +1,6 @@
 //! The revocation set: the in-memory hot path that answers "is this token revoked?".
 //!
-//! # Design
-//!
-//! * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
-//!   cut-off) and families each live in their own open-addressing `Table`. The four tables and
-//!   the global cut-off form one `Snapshot` published through an [`ArcSwap`] (so
-//!   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
-//!   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
-//!   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
-//!   no I/O, no waiting on a writer, no allocation. Only after a publication (a rebuild, a global
-//!   cut-off change, a reload) does a thread's next check take the `ArcSwap::load_full` slow path.
-//!   (Plain `ArcSwap::load` costs two locked read-modify-writes per call; they are full barriers
-//!   that stop the CPU from overlapping the cache misses of consecutive checks.)
-//!   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
-//!   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
-//!   one old table generation.
-//! * **Where things live.** `table.rs`: the concurrent table and the invariants that make
-//!   lock-free reads safe (insert-only slots, publication order, probe termination,
-//!   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
-//!   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
-//!   off to the side. This file: the set's API, the snapshot readers use, and the merge
-//!   rules below.
-//!
-//! # Merging and expiry rules
-//!
-//! * Revoking a `jti` or a family that is already revoked keeps the later expiry (`None`, never,
-//!   is the latest).
-//! * Revoking a subject again replaces both its cut-off and its expiry.
-//! * The global cut-off is a single value: setting it replaces it. [`RevocationSet::apply`] of a
-//!   global revocation keeps its `expires_at`, so [`RevocationSet::prune`] can drop it;
-//!   [`RevocationSet::set_global_cutoff`] sets one that never expires.
+//! The design and the merge rules are on [`RevocationSet`].
 
 mod loader;
 mod placement;
@@ -140,7 +111,38 @@ impl SetCounts {
 /// A set of revocations answering [`check`](RevocationSet::check) without locks.
 ///
 /// Shared as `Arc<RevocationSet>`; every method takes `&self`. Reads never wait on writers;
-/// writers serialize among themselves. See the [module documentation](self) for the design.
+/// writers serialize among themselves.
+///
+/// # Design
+///
+/// * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
+///   cut-off) and families each live in their own open-addressing `Table`. The four tables and
+///   the global cut-off form one `Snapshot` published through an [`ArcSwap`] (so
+///   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
+///   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
+///   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
+///   no I/O, no waiting on a writer, no allocation. Only after a publication (a rebuild, a global
+///   cut-off change, a reload) does a thread's next check take the `ArcSwap::load_full` slow path.
+///   (Plain `ArcSwap::load` costs two locked read-modify-writes per call; they are full barriers
+///   that stop the CPU from overlapping the cache misses of consecutive checks.)
+///   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
+///   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
+///   one old table generation.
+/// * **Where things live.** `table.rs`: the concurrent table and the invariants that make
+///   lock-free reads safe (insert-only slots, publication order, probe termination,
+///   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
+///   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
+///   off to the side. This file: the set's API, the snapshot readers use, and the merge
+///   rules below.
+///
+/// # Merging and expiry rules
+///
+/// * Revoking a `jti` or a family that is already revoked keeps the later expiry (`None`, never,
+///   is the latest).
+/// * Revoking a subject again replaces both its cut-off and its expiry.
+/// * The global cut-off is a single value: setting it replaces it. [`RevocationSet::apply`] of a
+///   global revocation keeps its `expires_at`, so [`RevocationSet::prune`] can drop it;
+///   [`RevocationSet::set_global_cutoff`] sets one that never expires.
 pub struct RevocationSet {
     snap: ArcSwap<Snapshot>,
     /// Bumped after every publication of a new snapshot; validates per-thread caches.
