@@ -11,7 +11,7 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::json;
 use rocket_revoke::Revoker;
-use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::MAX_TOKEN_LEN;
 use rocket_revoke_core::{RevokeRequest, Scope};
 
 /// The longest revocation key, reason or actor the engine writes (rocket-revoke-core's
@@ -144,29 +144,31 @@ async fn oversized_keys_reasons_and_actors_are_refused_by_the_engine(db: &Db) {
     };
     refused(
         "jti",
-        r.revoke_jti(&long, None, None).await.expect_err("refused"),
+        r.revoke(RevokeRequest::jti(&long))
+            .await
+            .expect_err("refused"),
     );
     refused(
         "subject",
-        r.revoke_subject(&long, None, None)
+        r.revoke(RevokeRequest::subject(&long))
             .await
             .expect_err("refused"),
     );
     refused(
         "family",
-        r.revoke_family(&long, None, None)
+        r.revoke(RevokeRequest::family(&long))
             .await
             .expect_err("refused"),
     );
     refused(
         "reason",
-        r.revoke_jti("j", Some(&long), None)
+        r.revoke(RevokeRequest::jti("j").reason(&long))
             .await
             .expect_err("refused"),
     );
     refused(
         "actor",
-        r.revoke_jti("j", None, Some(&long))
+        r.revoke(RevokeRequest::jti("j").actor(&long))
             .await
             .expect_err("refused"),
     );
@@ -191,9 +193,13 @@ async fn oversized_keys_reasons_and_actors_are_refused_by_the_engine(db: &Db) {
     assert_eq!(rows(&client).await, before, "nothing was written");
 
     let at_cap = "k".repeat(MAX_KEY_LEN);
-    r.revoke_subject(&at_cap, Some(&at_cap), Some(&at_cap))
-        .await
-        .expect("a key at the cap is written");
+    r.revoke(
+        RevokeRequest::subject(&at_cap)
+            .reason(&at_cap)
+            .actor(&at_cap),
+    )
+    .await
+    .expect("a key at the cap is written");
     assert!(r
         .restore(Scope::Subject, &at_cap, Some(&at_cap), Some(&at_cap))
         .await

@@ -466,7 +466,7 @@ impl World {
             }
             Op::Advance(secs) => self.clock.advance_secs(secs),
             Op::PruneSet { on } => {
-                revoker(&self.apps[on]).engine().set().prune(now);
+                revoker(&self.apps[on]).engine().prune_memory_only(now);
             }
             Op::PruneDb { on } => {
                 let engine = match self.apps.get(on) {

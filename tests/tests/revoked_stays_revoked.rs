@@ -122,7 +122,7 @@ async fn a_revoked_token_stays_refused_through_the_leeway_after_prunes_and_a_res
     // Past exp, within the leeway.
     clock.advance_secs(ACCESS_TTL + LEEWAY - 5);
     let engine = revoker(&client).engine().clone();
-    engine.set().prune(engine.now_secs());
+    engine.prune_memory_only(engine.now_secs());
     engine.prune().await.expect("prune");
     assert_eq!(
         me(&client, &access).await,
@@ -199,7 +199,7 @@ async fn keys_match_exactly_and_blank_keys_are_refused(db: &Db) {
     assert_eq!(me(&client, &plain).await.0, Status::Ok, "another user");
     for blank in ["", "  ", "\t"] {
         let err = revoker(&client)
-            .revoke_subject(blank, None, None)
+            .revoke(RevokeRequest::subject(blank))
             .await
             .expect_err("blank subject");
         assert!(err.to_string().contains("needs a key"), "{err}");
@@ -244,7 +244,7 @@ async fn refresh_on_an_instance_that_has_not_synced_is_refused(db: &Db) {
         .verify_at::<rocket_revoke_core::NoExtra>(&refresh2, clock.now_secs())
         .expect("verifies");
     revoker(&a)
-        .revoke_family(claims.fid.as_deref().expect("fid"), None, None)
+        .revoke(RevokeRequest::family(claims.fid.as_deref().expect("fid")))
         .await
         .expect("revoke family");
     assert_eq!(refresh(&b, &refresh2).await, Status::Unauthorized);
@@ -277,7 +277,7 @@ async fn future_cut_offs_are_refused_and_global_cut_offs_end(db: &Db) {
     let now = clock.now_secs();
     for cutoff in [now + LEEWAY + 1, now + 86_400, now * 1000] {
         let err = r
-            .revoke_before(cutoff, None, None)
+            .revoke(RevokeRequest::global_before(cutoff))
             .await
             .expect_err("future cut-off");
         assert!(err.to_string().contains("in the future"), "{err}");
@@ -293,7 +293,11 @@ async fn future_cut_offs_are_refused_and_global_cut_offs_end(db: &Db) {
     );
     let (before, _) = login(&client, "bob").await;
     let event = r
-        .revoke_before(now, Some("key leak"), Some("ops"))
+        .revoke(
+            RevokeRequest::global_before(now)
+                .reason("key leak")
+                .actor("ops"),
+        )
         .await
         .expect("global")
         .expect("written");

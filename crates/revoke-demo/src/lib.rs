@@ -262,10 +262,11 @@ async fn delete_token(
     }
     if family == Some(true) {
         if let Some(fid) = user.fid.as_deref() {
-            revoker
-                .revoke_family(fid, Some("logout (session)"), actor)
-                .await
-                .map_err(|e| server_error(&e))?;
+            let mut req = rocket_revoke::RevokeRequest::family(fid).reason("logout (session)");
+            if let Some(actor) = actor {
+                req = req.actor(actor);
+            }
+            revoker.revoke(req).await.map_err(|e| server_error(&e))?;
             revoked.push("family");
         }
     }
@@ -276,7 +277,11 @@ async fn delete_token(
 async fn delete_sessions(user: Authenticated, revoker: Revoker) -> Result<Json<Value>, JsonError> {
     let sub = user.sub.as_deref().unwrap_or_default();
     revoker
-        .revoke_subject(sub, Some("logout everywhere"), Some(sub))
+        .revoke(
+            rocket_revoke::RevokeRequest::subject(sub)
+                .reason("logout everywhere")
+                .actor(sub),
+        )
         .await
         .map_err(|e| server_error(&e))?;
     Ok(Json(json!({ "revoked": ["subject"] })))

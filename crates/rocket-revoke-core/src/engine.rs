@@ -1,6 +1,7 @@
 //! [`Engine`]: a store, the revocation set it feeds, and the sync task between them.
 
 use crate::batch::Batcher;
+use crate::set::SetView;
 use crate::store::{PruneReport, Store};
 use crate::sync::{SyncStatus, Syncer};
 use crate::{
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The longest revocation key, reason or actor the engine writes, in bytes. Keys come from
-/// tokens, which the verifier caps at [`MAX_TOKEN_LEN`](crate::verifier::MAX_TOKEN_LEN), so
+/// tokens, which the verifier caps at [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN), so
 /// no real key is longer; the cap keeps every value a library caller sends to the database
 /// far from the 4 GiB that sqlx 0.7 mis-encodes (RUSTSEC-2024-0363, see deny.toml).
 pub(crate) const MAX_KEY_LEN: usize = crate::verifier::MAX_TOKEN_LEN;
@@ -363,9 +364,18 @@ impl Engine {
         self.inner.set.check(token)
     }
 
-    /// The in-memory set.
-    pub fn set(&self) -> &Arc<RevocationSet> {
-        &self.inner.set
+    /// The in-memory set, read-only: it changes through [`Engine::revoke`],
+    /// [`Engine::restore`] and sync, which keep it equal to the database.
+    pub fn set(&self) -> SetView<'_> {
+        SetView::new(&self.inner.set)
+    }
+
+    /// For tests: drops the entries expired at `now` (seconds) from memory without
+    /// touching the store, as an early in-memory prune would (e.g. one instance's clock
+    /// ahead of the others'). Returns how many were dropped. Apps use [`Engine::prune`].
+    #[doc(hidden)]
+    pub fn prune_memory_only(&self, now: i64) -> usize {
+        self.inner.set.prune(now)
     }
 
     /// The store.

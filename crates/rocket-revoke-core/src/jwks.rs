@@ -1,63 +1,6 @@
 //! Verification keys fetched from a JWKS URL (`jwks_url`) and kept fresh in the background.
 //!
-//! Identity providers (Keycloak, Auth0, Okta...) publish their signing keys at a JWKS
-//! endpoint and rotate them: a new `kid` appears, the old one goes some time later. This
-//! module fetches that key set and swaps it into the [`Verifier`](crate::Verifier) without
-//! ever putting I/O on the request path: a verification reads the current set with one
-//! `ArcSwap` load and never waits for the network.
-//!
-//! # Start-up
-//!
-//! [`Verifier::from_config`](crate::Verifier::from_config) fetches the set once before it
-//! returns, and fails with [`KeyError::JwksFetch`] when that
-//! fetch fails: a verifier with no keys would reject every token. Then
-//! [`Verifier::spawn_jwks_refresh`](crate::Verifier::spawn_jwks_refresh) starts the
-//! refresher task; its [`JwksRefresher`] handle stops it.
-//!
-//! # Refresh and rate-limit policy
-//!
-//! - **Scheduled**: a fetch `jwks_refresh_secs` (default 300) after the previous attempt
-//!   started. After a failed attempt the next one comes sooner, after
-//!   `min(jwks_refresh_secs, max(30, jwks_min_refresh_interval_secs))` seconds.
-//! - **On demand**: a token whose `kid` names no key is rejected at once with
-//!   [`VerifyError::UnknownKey`](crate::VerifyError::UnknownKey) (the request never waits),
-//!   and wakes the refresher. It fetches at once, unless the previous fetch of any kind
-//!   started less than `jwks_min_refresh_interval_secs` (default 10) ago: then it fetches
-//!   when that interval ends. Every unknown-`kid` request in the meantime shares that one
-//!   pending fetch (counted in [`JwksStatus::unknown_kid_refreshes_skipped`]). So a flood of
-//!   bogus `kid`s costs the provider at most one fetch per interval, on top of the scheduled
-//!   ones, and the first request with a newly rotated `kid` is the only one rejected (or
-//!   those within one interval of the previous fetch).
-//! - **Failures** (connection, timeout of `jwks_timeout_secs`, non-2xx status, a body over
-//!   [`MAX_JWKS_BYTES`], bad JSON, no usable key) keep the last good key set; the error and
-//!   the counts are in [`JwksStatus`]. A document identical to the current one is not parsed
-//!   again (it still counts as a successful fetch).
-//!
-//! # How long a key set is trusted
-//!
-//! Its age is measured from the last successful fetch, on the verifier's
-//! [`SharedClock`] (scheduling itself runs on tokio's monotonic timer).
-//! Past `jwks_max_age_secs` (default 3600) [`JwksStatus::stale`] is set, for a health
-//! endpoint to report `degraded`; past `jwks_max_stale_secs` (default 86400)
-//! [`JwksStatus::expired`] is set and its keys verify nothing: a token signed by one of them
-//! gets [`VerifyError::StaleKeys`](crate::VerifyError::StaleKeys). The next successful fetch
-//! lifts both. Start-up requires `jwks_refresh_secs + jwks_timeout_secs <=
-//! jwks_max_age_secs <= jwks_max_stale_secs`: a set is that old just before a successful
-//! scheduled refresh lands, and health should degrade before tokens are refused.
-//!
-//! # Which keys
-//!
-//! The same as a `jwks_file`: keys are picked by `kid`, a key's `alg` pins it to that
-//! algorithm, keys meant for encryption or of unsupported types are skipped, and a duplicate
-//! `kid` refuses the whole document. One difference: symmetric (`oct`) keys are never taken
-//! from a URL, since anyone who can read the endpoint could then sign tokens.
-//!
-//! # Transport
-//!
-//! Whoever can alter the response can forge tokens, so a plain `http://` URL is refused at
-//! start-up unless its host is this machine (`localhost`, `127.0.0.0/8`, `::1`: a sidecar or
-//! a test), or `jwks_allow_insecure_http` is set (then it is accepted with a warning). The
-//! same holds for redirects, and an `https://` URL never follows a redirect to `http://`.
+//! The policy is on [`JwksRefresher`].
 #![cfg_attr(not(feature = "jwks"), allow(dead_code))]
 
 use std::fmt;
@@ -147,6 +90,65 @@ pub struct JwksStatus {
 /// [`Verifier::spawn_jwks_refresh`](crate::Verifier::spawn_jwks_refresh)): the task stops
 /// when the handle is dropped or [stopped](JwksRefresher::stop), so the owner (a server's
 /// shutdown hook) controls its lifetime.
+///
+/// Identity providers (Keycloak, Auth0, Okta...) publish their signing keys at a JWKS
+/// endpoint and rotate them: a new `kid` appears, the old one goes some time later. This
+/// module fetches that key set and swaps it into the [`Verifier`](crate::Verifier) without
+/// ever putting I/O on the request path: a verification reads the current set with one
+/// `ArcSwap` load and never waits for the network.
+///
+/// # Start-up
+///
+/// [`Verifier::from_config`](crate::Verifier::from_config) fetches the set once before it
+/// returns, and fails with [`KeyError::JwksFetch`] when that
+/// fetch fails: a verifier with no keys would reject every token. Then
+/// [`Verifier::spawn_jwks_refresh`](crate::Verifier::spawn_jwks_refresh) starts the
+/// refresher task; its [`JwksRefresher`] handle stops it.
+///
+/// # Refresh and rate-limit policy
+///
+/// - **Scheduled**: a fetch `jwks_refresh_secs` (default 300) after the previous attempt
+///   started. After a failed attempt the next one comes sooner, after
+///   `min(jwks_refresh_secs, max(30, jwks_min_refresh_interval_secs))` seconds.
+/// - **On demand**: a token whose `kid` names no key is rejected at once with
+///   [`VerifyError::UnknownKey`](crate::VerifyError::UnknownKey) (the request never waits),
+///   and wakes the refresher. It fetches at once, unless the previous fetch of any kind
+///   started less than `jwks_min_refresh_interval_secs` (default 10) ago: then it fetches
+///   when that interval ends. Every unknown-`kid` request in the meantime shares that one
+///   pending fetch (counted in [`JwksStatus::unknown_kid_refreshes_skipped`]). So a flood of
+///   bogus `kid`s costs the provider at most one fetch per interval, on top of the scheduled
+///   ones, and the first request with a newly rotated `kid` is the only one rejected (or
+///   those within one interval of the previous fetch).
+/// - **Failures** (connection, timeout of `jwks_timeout_secs`, non-2xx status, a body over
+///   [`MAX_JWKS_BYTES`], bad JSON, no usable key) keep the last good key set; the error and
+///   the counts are in [`JwksStatus`]. A document identical to the current one is not parsed
+///   again (it still counts as a successful fetch).
+///
+/// # How long a key set is trusted
+///
+/// Its age is measured from the last successful fetch, on the verifier's
+/// [`SharedClock`] (scheduling itself runs on tokio's monotonic timer).
+/// Past `jwks_max_age_secs` (default 3600) [`JwksStatus::stale`] is set, for a health
+/// endpoint to report `degraded`; past `jwks_max_stale_secs` (default 86400)
+/// [`JwksStatus::expired`] is set and its keys verify nothing: a token signed by one of them
+/// gets [`VerifyError::StaleKeys`](crate::VerifyError::StaleKeys). The next successful fetch
+/// lifts both. Start-up requires `jwks_refresh_secs + jwks_timeout_secs <=
+/// jwks_max_age_secs <= jwks_max_stale_secs`: a set is that old just before a successful
+/// scheduled refresh lands, and health should degrade before tokens are refused.
+///
+/// # Which keys
+///
+/// The same as a `jwks_file`: keys are picked by `kid`, a key's `alg` pins it to that
+/// algorithm, keys meant for encryption or of unsupported types are skipped, and a duplicate
+/// `kid` refuses the whole document. One difference: symmetric (`oct`) keys are never taken
+/// from a URL, since anyone who can read the endpoint could then sign tokens.
+///
+/// # Transport
+///
+/// Whoever can alter the response can forge tokens, so a plain `http://` URL is refused at
+/// start-up unless its host is this machine (`localhost`, `127.0.0.0/8`, `::1`: a sidecar or
+/// a test), or `jwks_allow_insecure_http` is set (then it is accepted with a warning). The
+/// same holds for redirects, and an `https://` URL never follows a redirect to `http://`.
 #[derive(Debug)]
 #[must_use = "dropping the handle stops the refresher"]
 pub struct JwksRefresher {
@@ -215,7 +217,7 @@ pub(crate) struct RemoteJwks {
     algorithms: Vec<Algorithm>,
     refresh_every: Duration,
     min_interval: Duration,
-    /// Where the key set's age is read (see the module docs).
+    /// Where the key set's age is read (see [`JwksRefresher`]).
     clock: SharedClock,
     /// `jwks_max_age_secs` and `jwks_max_stale_secs`, in milliseconds.
     max_age_ms: i64,
@@ -450,7 +452,7 @@ impl RemoteJwks {
         Some(JwksRefresher { task })
     }
 
-    /// The refresher loop: see the module docs for the policy.
+    /// The refresher loop: see [`JwksRefresher`] for the policy.
     async fn run(&self) {
         loop {
             let due = {

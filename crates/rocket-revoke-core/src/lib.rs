@@ -47,32 +47,38 @@
 #![deny(missing_docs)]
 
 mod batch;
-pub mod claims;
+mod claims;
 mod clock;
 mod engine;
 mod error;
-pub mod issuer;
-pub mod jwks;
+mod issuer;
+mod jwks;
 mod keys;
 mod lifetime;
 mod redact;
-pub mod set;
+mod set;
 pub mod store;
-pub mod sync;
+mod sync;
 mod types;
 mod verified;
-pub mod verifier;
+mod verifier;
 
+// Every item has one public path: the root for all but the store's, which are reached as
+// `store::X` only. Named, not globbed, so a new public item is exported on purpose.
 pub use claims::{Audience, Claims, NoExtra};
 pub use clock::{system_clock, Clock, ManualClock, SharedClock, SystemClock};
 pub use engine::{Engine, EngineConfig, RevokeRequest, MAX_WRITE_QUEUE};
 pub use error::{Error, Result};
 pub use issuer::{Issuer, IssuerConfig, IssuerError, RefreshError, TokenPair};
-pub use jwks::{JwksRefresher, JwksStatus};
+pub use jwks::{JwksRefresher, JwksStatus, MAX_JWKS_BYTES};
 pub use keys::KeyError;
 pub use lifetime::{Bounds, DEFAULT_CLOCK_SKEW_SECS, MAX_LEEWAY_SECS, MAX_TTL_SECS};
 pub use redact::redact_url;
-pub use set::{RevocationSet, SetLoader};
-pub use sync::SyncStatus;
-pub use types::*;
-pub use verifier::{TokenProfile, Verifier, VerifierConfig, VerifyError};
+pub use set::{RevocationSet, SetCounts, SetLoader, SetView};
+pub use sync::{LagObserver, SyncStatus};
+pub use types::{
+    now_ms, now_secs, Event, EventKind, ParseNameError, Revocation, Scope, TokenKind, TokenRef,
+};
+pub use verifier::{
+    TokenProfile, Verifier, VerifierConfig, VerifyError, MAX_KEYS_PER_TOKEN, MAX_TOKEN_LEN,
+};

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header};
-use rocket_revoke_core::jwks::MAX_JWKS_BYTES;
-use rocket_revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+use rocket_revoke_core::MAX_JWKS_BYTES;
+use rocket_revoke_core::MAX_KEYS_PER_TOKEN;
 use rocket_revoke_core::{
     Claims, Clock, JwksStatus, KeyError, ManualClock, NoExtra, Verifier, VerifierConfig,
     VerifyError,

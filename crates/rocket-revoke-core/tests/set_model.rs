@@ -5,7 +5,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use rocket_revoke_core::set::SetCounts;
+use rocket_revoke_core::SetCounts;
 use rocket_revoke_core::{Revocation, RevocationSet, Scope, TokenRef};
 use std::collections::HashMap;
 

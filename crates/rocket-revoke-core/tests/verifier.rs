@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use rocket_revoke_core::verifier::MAX_TOKEN_LEN;
+use rocket_revoke_core::MAX_TOKEN_LEN;
 use rocket_revoke_core::{
     Audience, Claims, KeyError, NoExtra, TokenKind, Verifier, VerifierConfig, VerifyError,
 };

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{Ignite, Rocket, Sentinel};
-use rocket_revoke_core::{Claims, NoExtra, RevocationSet, TokenKind};
+use rocket_revoke_core::{Claims, NoExtra, TokenKind};
 use serde::de::DeserializeOwned;
 
 use crate::error::{AuthError, Rejection};
@@ -174,9 +174,9 @@ fn bearer_token(value: &str) -> Result<&str, AuthError> {
 /// Slots of the per-thread table of recent sightings (see [`seen`]).
 const RECENT_SLOTS: usize = 256;
 
-/// A sighting this thread queued: which app (its set), which token, which second.
+/// A sighting this thread queued: which app (its [`Revoker`]), which token, which second.
 struct Recent {
-    owner: Weak<RevocationSet>,
+    owner: Weak<revoker::Inner>,
     jti: String,
     sec: i64,
 }
@@ -192,7 +192,7 @@ fn seen<E>(revoker: &Revoker, claims: &Claims<E>, now: i64) {
     let Some(jti) = claims.jti.as_deref() else {
         return revoker.seen(claims);
     };
-    let set = revoker.engine().set();
+    let app = revoker.app_id();
     let fresh = RECENT.with(|recent| {
         let Ok(mut recent) = recent.try_borrow_mut() else {
             return true;
@@ -206,21 +206,21 @@ fn seen<E>(revoker: &Revoker, claims: &Claims<E>, now: i64) {
         });
         let slot = &mut recent[(hash % RECENT_SLOTS as u64) as usize];
         match slot {
-            Some(r) if r.sec == now && r.jti == jti && r.owner.as_ptr() == Arc::as_ptr(set) => {
+            Some(r) if r.sec == now && r.jti == jti && r.owner.as_ptr() == Arc::as_ptr(app) => {
                 false
             }
             Some(r) => {
                 r.jti.clear();
                 r.jti.push_str(jti);
                 r.sec = now;
-                if r.owner.as_ptr() != Arc::as_ptr(set) {
-                    r.owner = Arc::downgrade(set);
+                if r.owner.as_ptr() != Arc::as_ptr(app) {
+                    r.owner = Arc::downgrade(app);
                 }
                 true
             }
             None => {
                 *slot = Some(Recent {
-                    owner: Arc::downgrade(set),
+                    owner: Arc::downgrade(app),
                     jti: jti.to_owned(),
                     sec: now,
                 });

@@ -7,7 +7,7 @@
 //! use rocket::local::asynchronous::Client;
 //! use rocket::{get, routes};
 //! use rocket_db_pools::{sqlx, Database};
-//! use rocket_revoke::{Authenticated, Revoke, Revoker};
+//! use rocket_revoke::{Authenticated, Revoke, RevokeRequest, Revoker};
 //!
 //! #[derive(Database)]
 //! #[database("revoke")]
@@ -37,7 +37,8 @@
 //! assert_eq!(res.into_string().await.as_deref(), Some("hello alice"));
 //!
 //! // Log alice out everywhere: the next request is a 401, with no I/O on the request path.
-//! revoker.revoke_subject("alice", Some("laptop stolen"), None).await.unwrap();
+//! let logout = RevokeRequest::subject("alice").reason("laptop stolen");
+//! revoker.revoke(logout).await.unwrap();
 //! let res = client.get("/me").header(bearer).dispatch().await;
 //! assert_eq!(res.status(), Status::Unauthorized);
 //! # });

@@ -8,7 +8,7 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Phase, Rocket, Sentinel};
 use rocket_revoke_core::store::Store;
-use rocket_revoke_core::sync::SyncStatus;
+use rocket_revoke_core::SyncStatus;
 use rocket_revoke_core::{
     Claims, Engine, Event, Issuer, RevokeRequest, Scope, TokenKind, TokenPair, Verifier,
 };
@@ -24,20 +24,25 @@ use crate::metrics::Metrics;
 /// The revocation handle: managed state (and a request guard) put in place by the
 /// [`Revoke`](crate::Revoke) fairing. Cheap to clone.
 ///
-/// It offers what `revokectl` offers: revoke by token, jti, subject, family or global
-/// cut-off, restore, status; and, when a signing key is configured, minting and rotating
-/// token pairs.
+/// It offers what `revokectl` offers: revoke by token ([`revoke_token`](Self::revoke_token))
+/// or by jti, subject, family or global cut-off (a [`RevokeRequest`] given to
+/// [`revoke`](Self::revoke)), restore, status; and, when a signing key is configured,
+/// minting and rotating token pairs.
 ///
 /// ```rust
 /// # use rocket::{delete, serde::json::Json};
-/// use rocket_revoke::{Authenticated, Revoker};
+/// use rocket_revoke::{Authenticated, RevokeRequest, Revoker};
 ///
 /// /// "Log out everywhere".
 /// #[delete("/auth/sessions")]
 /// async fn logout_everywhere(user: Authenticated, revoker: Revoker) -> Result<(), String> {
 ///     let sub = user.sub.as_deref().unwrap_or_default();
 ///     revoker
-///         .revoke_subject(sub, Some("user logged out everywhere"), Some(sub))
+///         .revoke(
+///             RevokeRequest::subject(sub)
+///                 .reason("user logged out everywhere")
+///                 .actor(sub),
+///         )
 ///         .await
 ///         .map(|_| ())
 ///         .map_err(|e| e.to_string())
@@ -48,7 +53,9 @@ pub struct Revoker {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// What a [`Revoker`] and its clones share; one per app. [`Revoker::app_id`] gives it out
+/// as the app's identity.
+pub(crate) struct Inner {
     engine: Engine,
     verifier: Verifier,
     issuer: Option<Issuer>,
@@ -101,7 +108,7 @@ pub struct Health {
     /// Sync details.
     pub sync: SyncStatus,
     /// Entries in the in-memory set.
-    pub revocations: rocket_revoke_core::set::SetCounts,
+    pub revocations: rocket_revoke_core::SetCounts,
     /// Last-seen sightings dropped because the queue was full.
     pub last_seen_dropped: u64,
     /// The `jwks_url` key set: keys, last refresh, last error (`None` without a URL).
@@ -207,51 +214,6 @@ impl Revoker {
             self.inner.metrics.revoked(e.scope);
         }
         Ok(event)
-    }
-
-    /// Revokes one token by `jti`.
-    pub async fn revoke_jti(
-        &self,
-        jti: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::jti(jti), reason, actor))
-            .await
-    }
-
-    /// Revokes every token of `sub` issued up to now ("log out everywhere").
-    pub async fn revoke_subject(
-        &self,
-        sub: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::subject(sub), reason, actor))
-            .await
-    }
-
-    /// Revokes a session family: one login and every token rotated from it.
-    pub async fn revoke_family(
-        &self,
-        fid: &str,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::family(fid), reason, actor))
-            .await
-    }
-
-    /// Revokes every token issued at or before `cutoff` (seconds since the epoch): the
-    /// emergency switch.
-    pub async fn revoke_before(
-        &self,
-        cutoff: i64,
-        reason: Option<&str>,
-        actor: Option<&str>,
-    ) -> Result<Option<Event>, Error> {
-        self.revoke(with(RevokeRequest::global_before(cutoff), reason, actor))
-            .await
     }
 
     /// The issuer scope a revocation made from `claims` gets: their `iss` when more than one
@@ -403,6 +365,12 @@ impl Revoker {
             None => false,
             Some(max) => exceeds(self.inner.engine.staleness_ms(), Some(max)),
         }
+    }
+
+    /// This app's identity (shared by the clones of this `Revoker`), for per-thread caches
+    /// keyed by app: a `Weak` of it keeps the address from being reused.
+    pub(crate) fn app_id(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     pub(crate) fn seen<E>(&self, claims: &Claims<E>) {

@@ -15,7 +15,9 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, Build, Rocket};
 use rocket_db_pools::{sqlx, Database};
-use rocket_revoke::{AuthError, Authenticated, Revoke, RevokeConfig, Revoker, Scope, Verified};
+use rocket_revoke::{
+    AuthError, Authenticated, Revoke, RevokeConfig, RevokeRequest, Revoker, Scope, Verified,
+};
 use rocket_revoke_core::{now_secs, TokenKind};
 use serde::Deserialize;
 
@@ -332,10 +334,10 @@ async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {
 
     let by_jti = claims("alice");
     revoker
-        .revoke_jti(
-            by_jti["jti"].as_str().expect("jti"),
-            Some("test"),
-            Some("tests"),
+        .revoke(
+            RevokeRequest::jti(by_jti["jti"].as_str().expect("jti"))
+                .reason("test")
+                .actor("tests"),
         )
         .await
         .expect("revoke jti");
@@ -347,7 +349,9 @@ async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {
 
     let by_family = claims("bob");
     revoker
-        .revoke_family(by_family["fid"].as_str().expect("fid"), None, None)
+        .revoke(RevokeRequest::family(
+            by_family["fid"].as_str().expect("fid"),
+        ))
         .await
         .expect("revoke family");
     assert_invalid_token(
@@ -358,7 +362,11 @@ async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {
 
     let by_subject = claims("carol");
     revoker
-        .revoke_subject("carol", Some("log out everywhere"), Some("carol"))
+        .revoke(
+            RevokeRequest::subject("carol")
+                .reason("log out everywhere")
+                .actor("carol"),
+        )
         .await
         .expect("revoke subject");
     assert_invalid_token(
@@ -372,7 +380,11 @@ async fn revoked_tokens_are_rejected_by_every_scope(db: &TestDb) {
         Status::Ok
     );
     revoker
-        .revoke_before(now_secs(), Some("key leak"), Some("ops"))
+        .revoke(
+            RevokeRequest::global_before(now_secs())
+                .reason("key leak")
+                .actor("ops"),
+        )
         .await
         .expect("global");
     assert_invalid_token(
@@ -415,7 +427,7 @@ async fn a_token_accepted_before_is_refused_once_revoked(db: &TestDb) {
             );
         }
         revoker
-            .revoke_jti(claims["jti"].as_str().expect("jti"), None, None)
+            .revoke(RevokeRequest::jti(claims["jti"].as_str().expect("jti")))
             .await
             .expect("revoke jti");
         assert_invalid_token(get_me(&client, &token).await, "token revoked (jti)").await;
@@ -457,7 +469,7 @@ async fn verified_guard_skips_the_revocation_check(db: &TestDb) {
     let c = claims("alice");
     let token = sign(&c, SECRET);
     revoker
-        .revoke_jti(c["jti"].as_str().expect("jti"), None, None)
+        .revoke(RevokeRequest::jti(c["jti"].as_str().expect("jti")))
         .await
         .expect("revoke");
     let auth = Header::new("Authorization", format!("Bearer {token}"));
@@ -701,7 +713,7 @@ async fn revocations_persist_across_a_restart(db: &TestDb) {
         assert_eq!(get_me(&client, &token).await.status(), Status::Ok);
         Revoker::fetch(client.rocket())
             .expect("revoker")
-            .revoke_jti(c["jti"].as_str().expect("jti"), None, None)
+            .revoke(RevokeRequest::jti(c["jti"].as_str().expect("jti")))
             .await
             .expect("revoke");
         client.terminate().await;

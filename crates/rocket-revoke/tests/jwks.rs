@@ -19,7 +19,7 @@ use rocket::serde::json::{json, Value};
 use rocket::{get, routes};
 use rocket_db_pools::{sqlx, Database};
 use rocket_revoke::{Authenticated, Revoke, RevokeClock, Revoker};
-use rocket_revoke_core::{now_secs, Clock, ManualClock, Scope, TokenKind};
+use rocket_revoke_core::{now_secs, Clock, ManualClock, RevokeRequest, Scope, TokenKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ISSUER: &str = "https://sso.test/realms/main";
@@ -200,7 +200,7 @@ async fn provider_tokens_verify_through_the_jwks_url_and_are_revocable() {
 
     // Revocable by family (the provider's session id), subject, jti and cut-off.
     revoker
-        .revoke_family("session-a", Some("logout at the provider"), None)
+        .revoke(RevokeRequest::family("session-a").reason("logout at the provider"))
         .await
         .expect("revoke family");
     let (s, body) = status(&client, &token).await;
@@ -209,14 +209,14 @@ async fn provider_tokens_verify_through_the_jwks_url_and_are_revocable() {
     let (other, _) = provider_token("rsa_private.pem", "rsa-1", "erin", "session-b");
     assert_eq!(status(&client, &other).await.0, Status::Ok);
     revoker
-        .revoke_subject("erin", None, None)
+        .revoke(RevokeRequest::subject("erin"))
         .await
         .expect("revoke subject");
     assert_eq!(status(&client, &other).await.0, Status::Unauthorized);
     let (third, third_jti) = provider_token("rsa_private.pem", "rsa-1", "frank", "session-c");
     assert_eq!(status(&client, &third).await.0, Status::Ok);
     revoker
-        .revoke_jti(&third_jti, None, None)
+        .revoke(RevokeRequest::jti(&third_jti))
         .await
         .expect("revoke jti");
     let claims = revoker
@@ -484,7 +484,7 @@ fn jwks_of(n: usize) -> String {
 #[rocket::async_test]
 async fn a_token_without_kid_is_refused_against_more_keys_than_the_cap() {
     let db = TestDb::sqlite().await;
-    let cap = rocket_revoke_core::verifier::MAX_KEYS_PER_TOKEN;
+    let cap = rocket_revoke_core::MAX_KEYS_PER_TOKEN;
     let idp = provider(jwks_of(cap)).await;
     let client = provider_app(&db, provider_table(&idp.url), None).await;
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();

@@ -11,7 +11,7 @@ use rocket::local::asynchronous::Client;
 use rocket::serde::json::{json, Value};
 use rocket::{get, routes};
 use rocket_db_pools::{sqlx, Database};
-use rocket_revoke::{Authenticated, Revoke, Revoker};
+use rocket_revoke::{Authenticated, Revoke, RevokeRequest, Revoker};
 use rocket_revoke_core::now_secs;
 
 const SECRET: &str = "sources-test-secret-0123456789abcdef";
@@ -141,7 +141,7 @@ async fn a_configured_cookie_carries_the_token_and_is_checked_like_a_header() {
     // A revoked token is refused from the cookie too.
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();
     revoker
-        .revoke_subject("bob", None, Some("test"))
+        .revoke(RevokeRequest::subject("bob").actor("test"))
         .await
         .expect("revoke");
     let res = client
@@ -236,7 +236,7 @@ async fn metrics_count_checks_rejections_revocations_and_sync() {
     assert_eq!(res.status(), Status::Unauthorized);
     let revoker = client.rocket().state::<Revoker>().expect("revoker").clone();
     revoker
-        .revoke_subject("dave", None, None)
+        .revoke(RevokeRequest::subject("dave"))
         .await
         .expect("revoke");
     let res = client

@@ -1,35 +1,6 @@
 //! The revocation set: the in-memory hot path that answers "is this token revoked?".
 //!
-//! # Design
-//!
-//! * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
-//!   cut-off) and families each live in their own open-addressing `Table`. The four tables and
-//!   the global cut-off form one `Snapshot` published through an [`ArcSwap`] (so
-//!   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
-//!   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
-//!   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
-//!   no I/O, no waiting on a writer, no allocation. Only after a publication (a rebuild, a global
-//!   cut-off change, a reload) does a thread's next check take the `ArcSwap::load_full` slow path.
-//!   (Plain `ArcSwap::load` costs two locked read-modify-writes per call; they are full barriers
-//!   that stop the CPU from overlapping the cache misses of consecutive checks.)
-//!   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
-//!   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
-//!   one old table generation.
-//! * **Where things live.** `table.rs`: the concurrent table and the invariants that make
-//!   lock-free reads safe (insert-only slots, publication order, probe termination,
-//!   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
-//!   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
-//!   off to the side. This file: the set's API, the snapshot readers use, and the merge
-//!   rules below.
-//!
-//! # Merging and expiry rules
-//!
-//! * Revoking a `jti` or a family that is already revoked keeps the later expiry (`None`, never,
-//!   is the latest).
-//! * Revoking a subject again replaces both its cut-off and its expiry.
-//! * The global cut-off is a single value: setting it replaces it. [`RevocationSet::apply`] of a
-//!   global revocation keeps its `expires_at`, so [`RevocationSet::prune`] can drop it;
-//!   [`RevocationSet::set_global_cutoff`] sets one that never expires.
+//! The design and the merge rules are on [`RevocationSet`].
 
 mod loader;
 mod placement;
@@ -54,6 +25,69 @@ use placement::{
 use swar_uuid::parse_uuid;
 use table::{exp_u32, groups_for, Part, Table, MIN_GROUPS, RESERVE_LOAD};
 
+/// A read-only view of a [`RevocationSet`]: what [`Engine::set`](crate::Engine::set) gives
+/// out. It answers the reads (checks, cut-offs, counts, memory) and offers no mutator, so
+/// nothing can change an engine's set behind its database: revocations go through
+/// [`Engine::revoke`](crate::Engine::revoke) and [`Engine::restore`](crate::Engine::restore).
+#[derive(Clone, Copy)]
+pub struct SetView<'a> {
+    set: &'a RevocationSet,
+}
+
+impl fmt::Debug for SetView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.set, f)
+    }
+}
+
+impl<'a> SetView<'a> {
+    /// The view of `set`.
+    pub(crate) fn new(set: &'a RevocationSet) -> Self {
+        Self { set }
+    }
+
+    /// Which scope revokes this token, if any: [`RevocationSet::check`].
+    #[inline]
+    pub fn check(&self, token: &TokenRef<'_>) -> Option<Scope> {
+        self.set.check(token)
+    }
+
+    /// Whether `jti` itself is revoked: [`RevocationSet::contains_jti`].
+    pub fn contains_jti(&self, jti: &str) -> bool {
+        self.set.contains_jti(jti)
+    }
+
+    /// The cut-off in force for `sub`, if any: [`RevocationSet::subject_cutoff`].
+    pub fn subject_cutoff(&self, sub: &str) -> Option<i64> {
+        self.set.subject_cutoff(sub)
+    }
+
+    /// The global cut-off in force, if any: [`RevocationSet::global_cutoff`].
+    pub fn global_cutoff(&self) -> Option<i64> {
+        self.set.global_cutoff()
+    }
+
+    /// How many entries of each kind the set holds: [`RevocationSet::len`].
+    pub fn len(&self) -> SetCounts {
+        self.set.len()
+    }
+
+    /// True when nothing is revoked: [`RevocationSet::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Approximate heap bytes held: [`RevocationSet::heap_bytes`].
+    pub fn heap_bytes(&self) -> usize {
+        self.set.heap_bytes()
+    }
+
+    /// Heap bytes of the UUID `jti` table alone: [`RevocationSet::uuid_table_bytes`].
+    pub fn uuid_table_bytes(&self) -> usize {
+        self.set.uuid_table_bytes()
+    }
+}
+
 /// How many entries of each kind the set holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SetCounts {
@@ -77,7 +111,38 @@ impl SetCounts {
 /// A set of revocations answering [`check`](RevocationSet::check) without locks.
 ///
 /// Shared as `Arc<RevocationSet>`; every method takes `&self`. Reads never wait on writers;
-/// writers serialize among themselves. See the [module documentation](self) for the design.
+/// writers serialize among themselves.
+///
+/// # Design
+///
+/// * **Four tables, one snapshot.** Revoked UUID `jti`s, other `jti`s, subjects (with their
+///   cut-off) and families each live in their own open-addressing `Table`. The four tables and
+///   the global cut-off form one `Snapshot` published through an [`ArcSwap`] (so
+///   [`RevocationSet::replace_all`] swaps everything at once) together with a generation counter.
+///   [`RevocationSet::check`] revalidates the calling thread's cached `Arc<Snapshot>` with one
+///   `Acquire` load of that counter and then does only atomic loads: no lock, no read-modify-write,
+///   no I/O, no waiting on a writer, no allocation. Only after a publication (a rebuild, a global
+///   cut-off change, a reload) does a thread's next check take the `ArcSwap::load_full` slow path.
+///   (Plain `ArcSwap::load` costs two locked read-modify-writes per call; they are full barriers
+///   that stop the CPU from overlapping the cache misses of consecutive checks.)
+///   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
+///   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
+///   one old table generation.
+/// * **Where things live.** `table.rs`: the concurrent table and the invariants that make
+///   lock-free reads safe (insert-only slots, publication order, probe termination,
+///   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
+///   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
+///   off to the side. This file: the set's API, the snapshot readers use, and the merge
+///   rules below.
+///
+/// # Merging and expiry rules
+///
+/// * Revoking a `jti` or a family that is already revoked keeps the later expiry (`None`, never,
+///   is the latest).
+/// * Revoking a subject again replaces both its cut-off and its expiry.
+/// * The global cut-off is a single value: setting it replaces it. [`RevocationSet::apply`] of a
+///   global revocation keeps its `expires_at`, so [`RevocationSet::prune`] can drop it;
+///   [`RevocationSet::set_global_cutoff`] sets one that never expires.
 pub struct RevocationSet {
     snap: ArcSwap<Snapshot>,
     /// Bumped after every publication of a new snapshot; validates per-thread caches.

@@ -31,7 +31,7 @@ pub struct VerifierConfig {
     pub jwks_file: Option<PathBuf>,
     /// An `http://` or `https://` URL of a JWKS endpoint (Keycloak, Auth0, Okta...), whose keys
     /// are picked by the token's `kid` like those of [`jwks_file`](Self::jwks_file), and kept
-    /// fresh by a background refresher: see the [`jwks`](crate::jwks) module for the refresh
+    /// fresh by a background refresher: see [`JwksRefresher`](crate::JwksRefresher) for the refresh
     /// and rate-limit policy. Symmetric (`oct`) keys are never taken from a URL. Needs the
     /// `jwks` cargo feature (on by default). Default: none.
     pub jwks_url: Option<String>,

@@ -1,24 +1,6 @@
 //! Token verification: signature, algorithm allow-list, key selection and claim checks.
 //!
-//! The [`Verifier`] wraps `jsonwebtoken`'s crypto providers but parses the token itself, so
-//! that every rule below is ours and tested here:
-//!
-//! - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before anything is decoded;
-//! - `alg` must name one of the configured algorithms; `none` (any letter case) never is one;
-//! - the key comes from configuration only (a secret, PEM files, a JWKS file, or the key set
-//!   of the configured `jwks_url`, see [`crate::jwks`]): `jku`, `x5u`, `x5c` and `jwk` header
-//!   values are ignored, never fetched; a key is only used with the algorithm family it was loaded for,
-//!   so an HMAC secret can never be confused with an RSA public key;
-//! - a `crit` header is rejected (no JWS extension is understood);
-//! - the signature is checked before any claim is looked at;
-//! - `exp`, `nbf` (and a future `iat`) are checked with the configured leeway; `iss`/`aud`
-//!   when configured; `required_claims` must be present;
-//! - a token whose signature already verified on this thread, for this verifier and under
-//!   its current JWKS key set, skips the header, base64 and signature steps (their outcome
-//!   depends on nothing else); the claim checks above run on every call. See
-//!   [`VerifierConfig::verified_cache`].
-//!
-//! Nothing here logs token contents.
+//! The rules are on [`Verifier`].
 
 mod checks;
 mod config;
@@ -37,8 +19,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::config::{TokenProfile, VerifierConfig};
 pub use self::error::VerifyError;
-// Still named here too, where it lived before `keys` became the leaf `jwks` shares.
-pub use crate::keys::KeyError;
+use crate::keys::KeyError;
 
 use self::checks::other_kind;
 use self::config::RFC9068_CLAIMS;
@@ -63,7 +44,28 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// serve one algorithm, or start-up fails.
 pub const MAX_KEYS_PER_TOKEN: usize = 4;
 
-/// Verifies tokens: see the [module docs](self) for the rules.
+/// Verifies tokens: signature, algorithm allow-list, key selection and claim checks.
+///
+/// The [`Verifier`] wraps `jsonwebtoken`'s crypto providers but parses the token itself, so
+/// that every rule below is ours and tested here:
+///
+/// - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before anything is decoded;
+/// - `alg` must name one of the configured algorithms; `none` (any letter case) never is one;
+/// - the key comes from configuration only (a secret, PEM files, a JWKS file, or the key set
+///   of the configured `jwks_url`, see [`JwksRefresher`](crate::JwksRefresher)): `jku`, `x5u`, `x5c` and `jwk` header
+///   values are ignored, never fetched; a key is only used with the algorithm family it was loaded for,
+///   so an HMAC secret can never be confused with an RSA public key;
+/// - a `crit` header is rejected (no JWS extension is understood);
+/// - the signature is checked before any claim is looked at;
+/// - `exp`, `nbf` (and a future `iat`) are checked with the configured leeway; `iss`/`aud`
+///   when configured; `required_claims` must be present;
+/// - a token whose signature already verified on this thread, for this verifier and under
+///   its current JWKS key set, skips the header, base64 and signature steps (their outcome
+///   depends on nothing else); the claim checks above run on every call. See
+///   [`VerifierConfig::verified_cache`].
+///
+/// Nothing here logs token contents.
+///
 ///
 /// Built once at start-up; `Send + Sync`, cheap to share behind an `Arc`. Verifying does no
 /// I/O. With a `jwks_url`, the fetched keys live in an `ArcSwap` shared by the verifier's
@@ -328,7 +330,7 @@ impl Verifier {
 
     /// Starts the task that keeps the `jwks_url` key set fresh on the current tokio runtime:
     /// a fetch every `jwks_refresh_secs`, and one soon after a token names an unknown `kid`,
-    /// within the rate limit (see the [`jwks`](crate::jwks) module). It fetches at once if no
+    /// within the rate limit (see [`JwksRefresher`](crate::JwksRefresher)). It fetches at once if no
     /// fetch was attempted yet (a verifier made by [`Verifier::new`]).
     ///
     /// `None` when no `jwks_url` is configured, or when a refresher already runs for this
