@@ -46,6 +46,8 @@ pub fn main() -> Result<()> {
             // dependencies built for the tests are reused rather than rebuilt unoptimised.
             "--config",
             r#"profile.dev.package."*".opt-level=2"#,
+            "--config",
+            r#"profile.dev.package."*".debug="line-tables-only""#,
         ];
         for name in PUBLISHED {
             args.extend(["-p", name]);

@@ -128,11 +128,11 @@ impl SetCounts {
 ///   Cost of the cache: a thread keeps the snapshot it used last alive until its next check of
 ///   the same set (or of another set, or its exit), so after a rebuild an idle thread can pin
 ///   one old table generation.
-/// * **Where things live.** `table.rs`: the concurrent table and the invariants that make
+/// * **Where things live** (in the source, under `src/set/`). `table.rs`: the concurrent table and the invariants that make
 ///   lock-free reads safe (insert-only slots, publication order, probe termination,
 ///   writer-side expiry). `placement.rs`: which table a revocation goes to and its key (UUID
 ///   parsing, seeded string and issuer-scoped hashes). `loader.rs`: the next content built
-///   off to the side. This file: the set's API, the snapshot readers use, and the merge
+///   off to the side. `mod.rs`: the set's API, the snapshot readers use, and the merge
 ///   rules below.
 ///
 /// # Merging and expiry rules
