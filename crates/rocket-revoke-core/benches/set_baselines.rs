@@ -33,6 +33,9 @@ mod swar_uuid;
 const REVOKED: usize = 1_000_000;
 const POOL: usize = 1 << 18;
 
+/// A copy of `benches/set.rs`'s pool rather than a shared module: changing that file's
+/// code changes what it measures (see the crate doc above).
+///
 /// `POOL` hyphenated lower-case UUIDs back to back (36 bytes each), walked in order so the
 /// probe keys themselves cost a sequential read (as for a just-decoded token) while the
 /// table lines they hit stay cold.

@@ -377,6 +377,15 @@ impl RemoteJwks {
         }
     }
 
+    /// [`RemoteJwks::refresh`] as the verifier reports it: a failure is
+    /// [`KeyError::JwksFetch`] naming the (masked) URL.
+    pub(crate) async fn fetch_now(&self) -> Result<(), KeyError> {
+        self.refresh().await.map_err(|reason| KeyError::JwksFetch {
+            url: self.masked_url().to_owned(),
+            reason,
+        })
+    }
+
     /// The URL for messages (password masked).
     pub(crate) fn masked_url(&self) -> &str {
         &self.shown_url

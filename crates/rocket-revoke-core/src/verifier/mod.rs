@@ -310,13 +310,7 @@ impl Verifier {
     ) -> Result<Self, KeyError> {
         let verifier = Verifier::new_with_clock(config, clock)?;
         if let Some(remote) = &verifier.remote {
-            remote
-                .refresh()
-                .await
-                .map_err(|reason| KeyError::JwksFetch {
-                    url: remote.masked_url().to_owned(),
-                    reason,
-                })?;
+            remote.fetch_now().await?;
             let fetched = remote.current();
             for alg in &verifier.algorithms {
                 let mut all = verifier.keys.iter().chain(fetched.keys.iter());
@@ -363,13 +357,7 @@ impl Verifier {
                 key: "jwks_url",
                 reason: "no jwks_url is configured".into(),
             })?;
-        remote
-            .refresh()
-            .await
-            .map_err(|reason| KeyError::JwksFetch {
-                url: remote.masked_url().to_owned(),
-                reason,
-            })
+        remote.fetch_now().await
     }
 
     /// Verifies `token` (the compact JWS, without any `Bearer ` prefix) against the current
