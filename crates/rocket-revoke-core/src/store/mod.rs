@@ -1,17 +1,23 @@
 //! Durable storage: the token registry, current revocations and the event log.
 //!
 //! One trait, [`Store`], with two backends over `sqlx` pools: [`SqliteStore`] (the embedded
-//! default) and [`PgStore`] (many instances). Both share their SQL (see `sql.rs`); they differ
-//! in how a write transaction starts and in how readers are woken.
+//! default) and [`PgStore`] (many instances), both a [`SqlStore`] over a `sqlx` pool. They
+//! share their SQL (`sql.rs`) and its implementation (`generic.rs`); `dialect.rs` holds the
+//! store type and names what differs: how a write transaction starts, how rows are written in
+//! bulk, how readers are woken.
 
 use crate::{Bounds, Event, Result, Revocation, Scope, SharedClock, TokenKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod dialect;
+mod generic;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
+pub use dialect::SqlStore;
 pub use postgres::{PgStore, CHANNEL, EVENT_LOCK};
 pub use sqlite::SqliteStore;
 

@@ -1,14 +1,14 @@
 //! The PostgreSQL backend: events appended under an advisory lock and announced with NOTIFY.
 
-use super::sql::{impl_store, Dialect};
-use super::Backend;
+use super::dialect::{on_own_task, transaction, Dialect};
+use super::sql::{self, RowId};
+use super::{Backend, ChangeFeed, Joiners, SqlStore};
 use crate::{Error, Event, EventKind, Result, Revocation};
-use futures_util::future::BoxFuture;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
-use sqlx::{Acquire, PgConnection, Postgres};
-use tracing::Instrument;
+use sqlx::{PgConnection, Postgres};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Key of the advisory lock that orders event ids with commits: every transaction that
 /// appends events takes it (transaction-level) and holds it until commit. Anything else that
@@ -23,25 +23,12 @@ pub const EVENT_LOCK: i64 = 0x7265_766f_6b65; // "revoke"
 pub const CHANNEL: &str = "revoke_events";
 
 /// [`Store`](super::Store) over a PostgreSQL pool.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    clock: crate::SharedClock,
-}
+pub type PgStore = SqlStore<Postgres>;
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Wraps an existing pool (for example the one `rocket_db_pools` made).
     pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            clock: crate::system_clock(),
-        }
-    }
-
-    /// This store reading `clock` (for tests that move time).
-    pub fn with_clock(mut self, clock: crate::SharedClock) -> Self {
-        self.clock = clock;
-        self
+        Self::on_pool(pool)
     }
 
     /// Opens a pool on a `postgres://` URL.
@@ -56,12 +43,7 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self::new(pool))
-    }
-
-    /// The underlying pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+        Ok(Self::on_pool(pool))
     }
 
     /// A listener on [`CHANNEL`](super::CHANNEL) from this pool's settings (same schema search path).
@@ -71,68 +53,7 @@ impl PgStore {
         Ok(l)
     }
 
-    async fn listen_impl(&self) -> Result<Option<Box<dyn super::ChangeFeed>>> {
-        Ok(Some(Box::new(Feed(self.listener().await?))))
-    }
-
-    /// Runs `f` in one transaction on its own task, so a caller that gives up cannot leave
-    /// a half-done transaction on a pooled connection.
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        let task = tokio::spawn(
-            async move {
-                let mut tx = pool.begin().await?;
-                let v = f(&mut tx).await?;
-                tx.commit().await?;
-                Ok(v)
-            }
-            .instrument(tracing::Span::current()),
-        );
-        task.await
-            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
-    }
-
-    /// Commits a revocation batch on its own task. Distinct keys (the usual case) take one
-    /// statement that commits itself ([`super::sql::PG_REVOKE_BATCH`]); a batch that repeats a
-    /// key takes a transaction of one upsert per round ([`Self::revoke_in`]). `joiners` are
-    /// asked once a connection is ready, just before anything is written.
-    async fn revoke_rows(
-        &self,
-        revocations: Vec<Revocation>,
-        joiners: Option<super::Joiners>,
-    ) -> Result<Vec<Option<Event>>> {
-        let pool = self.pool.clone();
-        let at_ms = self.clock.now_ms();
-        let task = tokio::spawn(
-            async move {
-                let mut conn = pool.acquire().await?;
-                let mut revocations = revocations;
-                if let Some(mut joiners) = joiners {
-                    revocations.extend(joiners());
-                }
-                let rows = super::sql::checked_rows(revocations.into_iter())?;
-                if rows.is_empty() {
-                    return Ok(Vec::new());
-                }
-                if super::sql::upsert_rounds(&rows).len() > 1 {
-                    let mut tx = conn.begin().await?;
-                    let events = Self::revoke_in(&mut tx, &rows, None, None, at_ms).await?;
-                    tx.commit().await?;
-                    return Ok(events);
-                }
-                Self::revoke_one_statement(&mut conn, rows, at_ms).await
-            }
-            .instrument(tracing::Span::current()),
-        );
-        task.await
-            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
-    }
-
-    /// [`super::sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, issuer, key).
+    /// The one statement of [`sql::PG_REVOKE_BATCH`] for `rows` with distinct (scope, issuer, key).
     async fn revoke_one_statement(
         c: &mut PgConnection,
         rows: Vec<Revocation>,
@@ -140,24 +61,23 @@ impl PgStore {
     ) -> Result<Vec<Option<Event>>> {
         let refs: Vec<&Revocation> = rows.iter().collect();
         type Written = (i64, String, String, String, Option<i64>, Option<i64>);
-        let written: Vec<Written> =
-            bind_revocations(sqlx::query_as(super::sql::PG_REVOKE_BATCH), &refs)
-                .bind(at_ms)
-                .bind(CHANNEL)
-                .bind(EVENT_LOCK)
-                .bind(issuers(&refs))
-                .fetch_all(&mut *c)
-                .await?;
+        let written: Vec<Written> = bind_revocations(sqlx::query_as(sql::PG_REVOKE_BATCH), &refs)
+            .bind(at_ms)
+            .bind(CHANNEL)
+            .bind(EVENT_LOCK)
+            .bind(issuers(&refs))
+            .fetch_all(&mut *c)
+            .await?;
         drop(refs);
         // Keys are distinct here; a row the upsert left alone (already in force) has no event.
-        let mut written: std::collections::HashMap<super::sql::RowId, WrittenRow> = written
+        let mut written: std::collections::HashMap<sql::RowId, WrittenRow> = written
             .into_iter()
             .map(|(id, scope, iss, key, cutoff, exp)| ((scope, iss, key), (id, cutoff, exp)))
             .collect();
         Ok(rows
             .into_iter()
             .map(|r| {
-                let (id, cutoff, expires_at) = written.remove(&super::sql::row_id(&r))?;
+                let (id, cutoff, expires_at) = written.remove(&sql::row_id(&r))?;
                 Some(Event {
                     id,
                     at_ms,
@@ -173,13 +93,31 @@ impl PgStore {
             })
             .collect())
     }
+}
 
-    /// Waits for every transaction appending events (holding [`EVENT_LOCK`]) to commit, and
-    /// keeps new ones from appending until this one commits: a rotation then sees every
-    /// revocation committed before it, and none commits in the middle of it. Exclusive, not
-    /// shared: a rotation that detects reuse appends events itself, and two shared holders
-    /// upgrading at once would deadlock.
-    async fn before_rotate(c: &mut PgConnection) -> Result<()> {
+#[async_trait::async_trait]
+impl Dialect for Postgres {
+    const BACKEND: Backend = Backend::Postgres;
+
+    /// A plain transaction: [`EVENT_LOCK`] orders what must be ordered.
+    const BEGIN_WRITE: &'static [&'static str] = &["BEGIN"];
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// [`EVENT_LOCK`], until commit: event appends are serialized, so ids become visible in
+    /// id order and a reader's cursor can never pass an id that commits later. A rotation
+    /// takes it too: it then waits for every transaction appending events to commit, and
+    /// keeps new ones from appending until it commits, so it sees every revocation committed
+    /// before it and none commits in the middle of it. Exclusive, not shared: a rotation that
+    /// detects reuse appends events itself, and two shared holders upgrading at once would
+    /// deadlock.
+    async fn lock_events(c: &mut PgConnection) -> Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(EVENT_LOCK)
             .execute(&mut *c)
@@ -187,11 +125,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// Serializes event appends until commit, so ids become visible in id order and a
-    /// reader's cursor can never pass an id that commits later.
-    async fn before_events(c: &mut PgConnection) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(EVENT_LOCK)
+    /// NOTIFY is delivered at commit, and only if the transaction commits.
+    async fn announce(c: &mut PgConnection, last_id: i64) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(last_id.to_string())
             .execute(&mut *c)
             .await?;
         Ok(())
@@ -202,13 +140,12 @@ impl PgStore {
     async fn upsert_revocations(
         c: &mut PgConnection,
         rows: &[&Revocation],
-    ) -> Result<Vec<(super::sql::RowId, Option<i64>, Option<i64>)>> {
+    ) -> Result<Vec<(RowId, Option<i64>, Option<i64>)>> {
         type Row = (String, String, String, Option<i64>, Option<i64>);
-        let got: Vec<Row> =
-            bind_revocations(sqlx::query_as(super::sql::PG_UPSERT_REVOCATIONS), rows)
-                .bind(issuers(rows))
-                .fetch_all(&mut *c)
-                .await?;
+        let got: Vec<Row> = bind_revocations(sqlx::query_as(sql::PG_UPSERT_REVOCATIONS), rows)
+            .bind(issuers(rows))
+            .fetch_all(&mut *c)
+            .await?;
         Ok(got
             .into_iter()
             .map(|(scope, iss, key, cutoff, exp)| ((scope, iss, key), cutoff, exp))
@@ -217,7 +154,7 @@ impl PgStore {
 
     /// Takes the event lock, appends `events` (all of one `at_ms`), sets their ids, which
     /// follow the slice order, and queues the NOTIFY of the last one, in one statement: what
-    /// [`Self::before_events`], one insert per event and [`Self::after_events`] do, in one
+    /// [`Dialect::lock_events`], one insert per event and [`Dialect::announce`] do, in one
     /// round trip.
     async fn insert_events(c: &mut PgConnection, events: &mut [Event]) -> Result<()> {
         let Some(first) = events.first() else {
@@ -230,7 +167,7 @@ impl PgStore {
             texts(|e| e.scope.as_str()),
             texts(|e| e.key.as_str()),
         );
-        let mut ids: Vec<i64> = sqlx::query_scalar(super::sql::PG_INSERT_EVENTS)
+        let mut ids: Vec<i64> = sqlx::query_scalar(sql::PG_INSERT_EVENTS)
             .bind(at_ms)
             .bind(kind)
             .bind(scope)
@@ -259,21 +196,48 @@ impl PgStore {
             )
             .fetch_all(&mut *c)
             .await?;
-        super::sql::assign_ids(events, &mut ids)
+        sql::assign_ids(events, &mut ids)
     }
 
-    /// NOTIFY is delivered at commit, and only if the transaction commits.
-    async fn after_events(c: &mut PgConnection, last_id: i64) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(last_id.to_string())
-            .execute(&mut *c)
-            .await?;
-        Ok(())
+    /// Commits a revocation batch on its own task. Distinct keys (the usual case) take one
+    /// statement that commits itself ([`sql::PG_REVOKE_BATCH`]); a batch that repeats a
+    /// key takes a transaction of one upsert per round (`SqlStore::revoke_in`). `joiners` are
+    /// asked once a connection is ready, just before anything is written.
+    async fn revoke_rows(
+        store: &PgStore,
+        mut revocations: Vec<Revocation>,
+        joiners: Option<Joiners>,
+    ) -> Result<Vec<Option<Event>>> {
+        let at_ms = store.clock.now_ms();
+        on_own_task(&store.pool, move |mut conn| {
+            Box::pin(async move {
+                if let Some(mut joiners) = joiners {
+                    revocations.extend(joiners());
+                }
+                let rows = sql::checked_rows(revocations.into_iter())?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if sql::upsert_rounds(&rows).len() > 1 {
+                    return transaction(conn, move |c| {
+                        Box::pin(
+                            async move { PgStore::revoke_in(c, &rows, None, None, at_ms).await },
+                        )
+                    })
+                    .await;
+                }
+                PgStore::revoke_one_statement(&mut conn, rows, at_ms).await
+            })
+        })
+        .await
+    }
+
+    async fn listen(store: &PgStore) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(Some(Box::new(Feed(store.listener().await?))))
     }
 }
 
-/// An event written by [`super::sql::PG_REVOKE_BATCH`], by (scope, key): id, cutoff, expiry.
+/// An event written by [`sql::PG_REVOKE_BATCH`], by (scope, key): id, cutoff, expiry.
 type WrittenRow = (i64, Option<i64>, Option<i64>);
 
 /// The issuer scopes of `rows` (`""` for none), the array the statements read after their
@@ -317,12 +281,3 @@ impl super::ChangeFeed for Feed {
         }
     }
 }
-
-impl_store!(
-    PgStore,
-    Postgres,
-    PgConnection,
-    Backend::Postgres,
-    Dialect::Postgres,
-    MIGRATOR
-);

@@ -1,16 +1,16 @@
 //! The SQLite backend: one file in WAL mode, writers serialized by `BEGIN IMMEDIATE`.
 
-use super::sql::{impl_store, Dialect};
-use super::Backend;
-use crate::{Error, Event, Result, Revocation};
-use futures_util::future::BoxFuture;
+use super::dialect::Dialect;
+use super::sql::{self, RowId};
+use super::{Backend, ChangeFeed, Joiners, SqlStore};
+use crate::{Event, Result, Revocation};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
-use tracing::Instrument;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// [`Store`](super::Store) over a SQLite pool.
 ///
@@ -23,13 +23,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// # Ok::<(), rocket_revoke_core::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    clock: crate::SharedClock,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Wraps an existing pool (for example the one `rocket_db_pools` made). Switches the file
     /// to WAL mode, which persists in the file.
     pub async fn new(pool: SqlitePool) -> Result<Self> {
@@ -38,16 +34,8 @@ impl SqliteStore {
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&mut *conn)
             .await?;
-        Ok(Self {
-            pool,
-            clock: crate::system_clock(),
-        })
-    }
-
-    /// This store reading `clock` (for tests that move time).
-    pub fn with_clock(mut self, clock: crate::SharedClock) -> Self {
-        self.clock = clock;
-        self
+        drop(conn);
+        Ok(Self::on_pool(pool))
     }
 
     /// Opens a pool on `url` (`sqlite://path.db`, `sqlite::memory:`), creating the file if
@@ -82,88 +70,37 @@ impl SqliteStore {
             })
             .connect_with(opts)
             .await?;
-        Ok(Self {
-            pool,
-            clock: crate::system_clock(),
-        })
+        Ok(Self::on_pool(pool))
+    }
+}
+
+#[async_trait::async_trait]
+impl Dialect for Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front, so two writers never deadlock
+    /// upgrading a read lock. `synchronous=FULL` first, per connection and outside any
+    /// transaction: a pool from rocket_db_pools or the app may run NORMAL, which can lose an
+    /// acknowledged revocation on an OS crash (it costs one statement, no I/O:
+    /// docs/BENCHMARKS.md).
+    const BEGIN_WRITE: &'static [&'static str] = &["PRAGMA synchronous = FULL", "BEGIN IMMEDIATE"];
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
     }
 
-    /// The underlying pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 
-    /// Runs `f` in one write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
-    /// two writers never deadlock upgrading a read lock. The work runs on its own task so a
-    /// caller that gives up cannot leave a half-done transaction on a pooled connection.
-    /// Every write (revocation batches, restores, rotations) commits with
-    /// `synchronous=FULL`, whatever the pool was opened with.
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        let task = tokio::spawn(
-            async move {
-                let mut conn = pool.acquire().await?;
-                // A pool from rocket_db_pools or the app may run NORMAL, which can lose an
-                // acknowledged revocation on an OS crash. Per connection, outside any
-                // transaction, and no I/O: it costs one statement (docs/BENCHMARKS.md).
-                sqlx::query("PRAGMA synchronous = FULL")
-                    .execute(&mut *conn)
-                    .await?;
-                if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-                    // sqlx 0.7 steps a failed statement once more after reporting its error,
-                    // so a BEGIN that timed out on the lock can still open a transaction, and
-                    // hold the write lock for good, once the lock frees. Never pool it again.
-                    discard(conn);
-                    return Err(e.into());
-                }
-                match f(&mut conn).await {
-                    Ok(v) => match sqlx::query("COMMIT").execute(&mut *conn).await {
-                        Ok(_) => Ok(v),
-                        Err(e) => {
-                            rollback_or_discard(conn).await;
-                            Err(e.into())
-                        }
-                    },
-                    Err(e) => {
-                        rollback_or_discard(conn).await;
-                        Err(e)
-                    }
-                }
-            }
-            .instrument(tracing::Span::current()),
-        );
-        task.await
-            .map_err(|e| Error::Internal(format!("write task failed: {e}")))?
-    }
-
-    /// Commits a revocation batch in one write transaction; `joiners` are asked once the
-    /// write lock is held (`BEGIN IMMEDIATE` may have waited for it).
-    async fn revoke_rows(
-        &self,
-        revocations: Vec<Revocation>,
-        mut joiners: Option<super::Joiners>,
-    ) -> Result<Vec<Option<Event>>> {
-        let at_ms = self.clock.now_ms();
-        self.write(move |c| {
-            Box::pin(async move {
-                Self::revoke_in(c, &revocations, None, joiners.as_mut(), at_ms).await
-            })
-        })
-        .await
-    }
-
-    /// `BEGIN IMMEDIATE` holds the write lock: rotation is already ordered against every
-    /// revocation commit.
-    async fn before_rotate(_c: &mut SqliteConnection) -> Result<()> {
+    /// `BEGIN IMMEDIATE` holds the write lock: event ids already follow commit order.
+    async fn lock_events(_c: &mut SqliteConnection) -> Result<()> {
         Ok(())
     }
 
-    async fn listen_impl(&self) -> Result<Option<Box<dyn super::ChangeFeed>>> {
-        Ok(None)
+    /// Nothing to announce: SQLite readers poll.
+    async fn announce(_c: &mut SqliteConnection, _last_id: i64) -> Result<()> {
+        Ok(())
     }
 
     /// Upserts revocations with distinct (scope, issuer, key), a multi-row statement per
@@ -171,13 +108,13 @@ impl SqliteStore {
     async fn upsert_revocations(
         c: &mut SqliteConnection,
         rows: &[&Revocation],
-    ) -> Result<Vec<(super::sql::RowId, Option<i64>, Option<i64>)>> {
+    ) -> Result<Vec<(RowId, Option<i64>, Option<i64>)>> {
         let mut out = Vec::with_capacity(rows.len());
         let mut rest = rows;
-        for size in super::sql::sqlite_chunks(rows.len()) {
+        for size in sql::sqlite_chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let sql = super::sql::sqlite_upsert_revocations(size);
+            let sql = sql::sqlite_upsert_revocations(size);
             type Row = (String, String, String, Option<i64>, Option<i64>);
             let mut q = sqlx::query_as::<_, Row>(&sql);
             for r in chunk {
@@ -205,10 +142,10 @@ impl SqliteStore {
     /// to announce: SQLite readers poll.
     async fn insert_events(c: &mut SqliteConnection, events: &mut [Event]) -> Result<()> {
         let mut done = 0;
-        for size in super::sql::sqlite_chunks(events.len()) {
+        for size in sql::sqlite_chunks(events.len()) {
             let chunk = &mut events[done..done + size];
             done += size;
-            let sql = super::sql::sqlite_insert_events(size);
+            let sql = sql::sqlite_insert_events(size);
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             for e in chunk.iter() {
                 q = q
@@ -223,43 +160,29 @@ impl SqliteStore {
                     .bind(crate::types::issuer_column(e.issuer.as_deref()));
             }
             let mut ids = q.fetch_all(&mut *c).await?;
-            super::sql::assign_ids(chunk, &mut ids)?;
+            sql::assign_ids(chunk, &mut ids)?;
         }
         Ok(())
     }
 
-    async fn before_events(_c: &mut SqliteConnection) -> Result<()> {
-        Ok(())
+    /// One write transaction; `joiners` are asked once the write lock is held (`BEGIN
+    /// IMMEDIATE` may have waited for it).
+    async fn revoke_rows(
+        store: &SqliteStore,
+        revocations: Vec<Revocation>,
+        mut joiners: Option<Joiners>,
+    ) -> Result<Vec<Option<Event>>> {
+        let at_ms = store.clock.now_ms();
+        store
+            .write(move |c| {
+                Box::pin(async move {
+                    SqliteStore::revoke_in(c, &revocations, None, joiners.as_mut(), at_ms).await
+                })
+            })
+            .await
     }
 
-    async fn after_events(_c: &mut SqliteConnection, _last_id: i64) -> Result<()> {
-        Ok(())
+    async fn listen(_store: &SqliteStore) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
     }
 }
-
-async fn rollback_or_discard(mut conn: sqlx::pool::PoolConnection<Sqlite>) {
-    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-        // A connection in an unknown transaction state must not go back to the pool.
-        discard(conn);
-    }
-}
-
-/// Takes `conn` out of the pool and closes it in the background: closing rolls back whatever
-/// transaction it may hold, after any statement its worker is still running.
-fn discard(conn: sqlx::pool::PoolConnection<Sqlite>) {
-    let conn = conn.detach();
-    tokio::spawn(async move {
-        if let Err(e) = conn.close().await {
-            tracing::debug!(error = %e, "closing a discarded SQLite connection");
-        }
-    });
-}
-
-impl_store!(
-    SqliteStore,
-    Sqlite,
-    SqliteConnection,
-    Backend::Sqlite,
-    Dialect::Sqlite,
-    MIGRATOR
-);
