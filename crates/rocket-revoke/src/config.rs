@@ -306,7 +306,7 @@ impl RevokeConfig {
     /// Reads the `revoke` table of `figment` (Rocket's), fills in the defaults and checks the
     /// values.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config = Self::read(&figment.focus(Self::KEY)).map_err(prefixed)?;
+        let config = Self::read(&figment.focus(Self::KEY))?;
         config.validate()?;
         config.check_for_profile(figment.profile().as_str().as_str())?;
         Ok(config)
@@ -315,11 +315,12 @@ impl RevokeConfig {
     /// Reads `table` (the focused `revoke` table): refuses a key no part reads, then reads
     /// each part, with its defaults, from the same figment so that an error names the key
     /// and its source.
-    fn read(table: &Figment) -> Result<Self, figment::Error> {
-        table.extract::<KnownKeys<TableKeys>>()?;
-        let Section(own) = table.extract::<Section<RevokeConfig>>()?;
-        let Section(verifier) = table.extract()?;
-        let Section(engine) = table.extract()?;
+    fn read(table: &Figment) -> Result<Self, ConfigError> {
+        let error = |e| ConfigError::from(prefixed(e));
+        table.extract::<KnownKeys<TableKeys>>().map_err(error)?;
+        let Section(own) = table.extract::<Section<RevokeConfig>>().map_err(error)?;
+        let Section(verifier) = table.extract().map_err(error)?;
+        let Section(engine) = table.extract().map_err(error)?;
         Ok(RevokeConfig {
             verifier,
             engine,
