@@ -225,7 +225,7 @@ async fn debug_output_never_contains_secrets_or_tokens() {
     let jwks_url = format!("https://user:{url_secret}@idp.example/jwks?api_key={url_secret}");
     let verifier = VerifierConfig {
         secret: Some(secret.into()),
-        jwks_url: Some(jwks_url.clone()),
+        jwks_url: Some(jwks_url),
         ..VerifierConfig::default()
     };
     let issuer_config = IssuerConfig {
@@ -233,10 +233,9 @@ async fn debug_output_never_contains_secrets_or_tokens() {
         ..IssuerConfig::default()
     };
     let revoke: rocket_revoke::RevokeConfig = rocket_revoke::RevokeConfig {
-        secret: Some(secret.into()),
+        verifier: verifier.clone(),
         client_secret: Some(secret.into()),
         client_id: Some("gw".into()),
-        jwks_url: Some(jwks_url),
         ..rocket_revoke::RevokeConfig::default()
     };
     let store = SqliteStore::connect("sqlite::memory:")

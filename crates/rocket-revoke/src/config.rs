@@ -1,20 +1,24 @@
 //! [`RevokeConfig`]: the `[revoke]` table of the Rocket configuration.
 
+mod keys;
+
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use jsonwebtoken::Algorithm;
-use rocket::figment::providers::Serialized;
 use rocket::figment::{self, Figment};
 use rocket_revoke_core::{EngineConfig, IssuerConfig, KeyError, VerifierConfig};
 use serde::{Deserialize, Serialize};
+
+use keys::{KeySet, KnownKeys, Section};
 
 /// The configuration of the [`Revoke`](crate::Revoke) fairing: the `revoke` table of the
 /// Rocket figment (`[default.revoke]` in `Rocket.toml`, or `ROCKET_REVOKE={...}`).
 ///
 /// Every key is optional except a verification key (`secret`, `public_key_pem` or
-/// `jwks_file`); a key that is not listed here, or a value of the wrong type, is a launch
-/// error that names it.
+/// `jwks_file`); a key that no part of it reads (see below), or a value of the wrong type, is
+/// a launch error that names it.
 ///
 /// ```toml
 /// [default.revoke]
@@ -44,130 +48,47 @@ use serde::{Deserialize, Serialize};
 ///
 /// Tokens are minted with the first entry of `algorithms`, `issuer` and `audience`, so tokens
 /// this app issues always pass its own verifier. Secrets are never printed by `Debug`.
+///
+/// # One flat table, three parts
+///
+/// The table is flat, but it is read into three parts:
+/// [`verifier`](Self::verifier) (every key of [`VerifierConfig`]: `algorithms`, `secret`,
+/// `jwks_url`, `leeway`, ...), [`engine`](Self::engine) (the keys of [`EngineConfig`] an app
+/// sets: `poll_interval_ms`, `prune_interval_secs`, `max_token_ttl_secs`, `clock_skew_secs`,
+/// `retention_secs`, `write_queue`), and the fields of this struct, which only Rocket reads.
+/// [`RevokeConfig::from_figment`] reads each part from the same `revoke` table, so an error
+/// names the key as written (`revoke.leeway`) and its source, and refuses a key no part
+/// reads. docs/CONFIGURATION.md describes every key.
+///
+/// `Serialize` writes the same flat table. `Deserialize` reads only the fields of this
+/// struct (and refuses every other key): read a whole table with
+/// [`RevokeConfig::from_figment`].
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RevokeConfig {
+    /// How tokens are verified: the keys of [`VerifierConfig`] (`algorithms`, `secret`,
+    /// `public_key_pem`, `jwks_file`, `jwks_url`, `jwks_*`, `issuer`, `audience`, `leeway`,
+    /// `required_claims`, `family_claim`, `verified_cache`, `required_typ`, `profile`), flat in
+    /// the table.
+    ///
+    /// _Default:_ [`VerifierConfig::default`].
+    #[serde(flatten, skip_deserializing)]
+    pub verifier: VerifierConfig,
+    /// The engine's settings an app chooses, flat in the table: `poll_interval_ms`,
+    /// `prune_interval_secs`, `max_token_ttl_secs`, `clock_skew_secs`, `retention_secs` and
+    /// `write_queue`. Its `leeway_secs`, `publish_bounds` and `prune_database` are not keys of
+    /// the table and are not read: [`RevokeConfig::engine_config`] takes the leeway from
+    /// [`verifier.leeway`](VerifierConfig::leeway), and an app always records its bounds and
+    /// prunes its database.
+    ///
+    /// _Default:_ [`EngineConfig::default`].
+    #[serde(flatten, skip_deserializing, serialize_with = "serialize_engine_keys")]
+    pub engine: EngineConfig,
     /// The `realm` of every `WWW-Authenticate` challenge. Must not contain `"`, `\` or
     /// control characters.
     ///
     /// _Default:_ `"api"`.
     pub realm: String,
-    /// Algorithms a token may use (`"HS256"`, `"RS256"`, `"ES256"`, `"EdDSA"`, ...). `none`
-    /// is never accepted. The first one also signs the tokens this app mints.
-    ///
-    /// _Default:_ `["HS256"]`.
-    pub algorithms: Vec<Algorithm>,
-    /// The HMAC secret for `HS*` (its UTF-8 bytes are the key); it both verifies and signs.
-    /// At least 32 random bytes: outside Rocket's `debug` profile a shorter one is a launch
-    /// error (in debug it is a warning).
-    ///
-    /// _Default:_ none.
-    pub secret: Option<String>,
-    /// PEM files with public keys (RSA, EC P-256/P-384, Ed25519) that verify tokens.
-    ///
-    /// _Default:_ `[]`.
-    pub public_key_pem: Vec<PathBuf>,
-    /// A JWKS file (`{"keys": [...]}`); its keys are picked by the token's `kid`.
-    ///
-    /// _Default:_ none.
-    pub jwks_file: Option<PathBuf>,
-    /// The JWKS endpoint of an identity provider (Keycloak, Auth0, Okta, ...), `https://`
-    /// (plain `http://` only to this machine, or with `jwks_allow_insecure_http`). Its keys are fetched at launch (a failed first fetch fails the launch),
-    /// picked by the token's `kid`, refreshed every `jwks_refresh_secs` and when a token
-    /// names an unknown `kid` (at most once per `jwks_min_refresh_interval_secs`). A failed
-    /// refresh keeps the last good key set; [`Health`](crate::Health) reports its state.
-    ///
-    /// _Default:_ none.
-    pub jwks_url: Option<String>,
-    /// Seconds between scheduled refreshes of `jwks_url`.
-    ///
-    /// _Default:_ `300`.
-    pub jwks_refresh_secs: u64,
-    /// The least time between two refreshes triggered by unknown `kid`s, in seconds, so a
-    /// flood of bogus `kid`s cannot make the app hammer the provider.
-    ///
-    /// _Default:_ `10`.
-    pub jwks_min_refresh_interval_secs: u64,
-    /// Timeout of one `jwks_url` fetch, in seconds.
-    ///
-    /// _Default:_ `5`.
-    pub jwks_timeout_secs: u64,
-    /// Accept a plain `http://` `jwks_url` to a host that is not this machine. Without it such
-    /// a URL fails the launch: whoever can alter the response can forge tokens. Loopback
-    /// hosts (`localhost`, `127.0.0.0/8`, `::1`, for a sidecar) are always accepted.
-    ///
-    /// _Default:_ `false`.
-    pub jwks_allow_insecure_http: bool,
-    /// Age of the `jwks_url` key set (seconds since its last successful fetch) past which
-    /// [`Health`](crate::Health) reports `degraded` (`jwks.stale`); its keys still verify.
-    /// At least `jwks_refresh_secs + jwks_timeout_secs`. The default is twelve failed
-    /// scheduled refreshes: no passing blip of the provider, and an operator hears of it
-    /// within the hour.
-    ///
-    /// _Default:_ `3600`.
-    pub jwks_max_age_secs: u64,
-    /// Age of the `jwks_url` key set past which its keys verify nothing: tokens signed by
-    /// them are refused (401 `signing keys are stale`) until a fetch succeeds. At least
-    /// `jwks_max_age_secs`. A day rides out a provider outage of a day without locking every
-    /// user out, yet a key the provider withdrew (rotated out, or compromised) stops being
-    /// trusted within a day.
-    ///
-    /// _Default:_ `86400`.
-    pub jwks_max_stale_secs: u64,
-    /// Accepted issuers (`iss`). Empty: `iss` is not checked. Minted tokens carry the first.
-    ///
-    /// _Default:_ `[]`.
-    pub issuer: Vec<String>,
-    /// Accepted audiences (`aud`). Empty: a token must carry no `aud`. Minted tokens carry
-    /// the first.
-    ///
-    /// _Default:_ `[]`.
-    pub audience: Vec<String>,
-    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds, at most 3600. Revocations
-    /// stay in force this long (plus `clock_skew_secs`) past the tokens they cover.
-    ///
-    /// _Default:_ `30`.
-    pub leeway: u64,
-    /// Claims every token must carry.
-    ///
-    /// _Default:_ `["exp", "jti"]`.
-    pub required_claims: Vec<String>,
-    /// The claim that names a token's session family, for family revocation: `"sid"` for
-    /// Keycloak and OpenID Connect session ids. With another name than `fid`, a token's own
-    /// `fid` claim is ignored.
-    ///
-    /// _Default:_ `"fid"`.
-    pub family_claim: String,
-    /// Slots per worker thread of the cache of tokens whose signature has verified: a token
-    /// sent again skips its header parse, base64 decoding and signature check, while its
-    /// claims (`exp`, `nbf`, `iss`, `aud`, required claims) and revocation are still checked
-    /// on every request. Tokens over 2 KiB are not kept; a JWKS key rotation invalidates the
-    /// cache; `0` turns it off. See
-    /// [`VerifierConfig::verified_cache`](rocket_revoke_core::VerifierConfig::verified_cache).
-    ///
-    /// At most 65536.
-    ///
-    /// _Default:_ `512`.
-    pub verified_cache: usize,
-    /// The JOSE header `typ` every token must carry, compared without letter case and
-    /// without an `application/` prefix: `"at+jwt"` for RFC 9068 access tokens. Tokens this
-    /// app mints carry it. Unset, a token may carry no `typ`, `JWT` or `at+jwt`; any other
-    /// `typ` names another kind of JWT (`logout+jwt`, `secevent+jwt`, `dpop+jwt`, ...) and
-    /// is refused (401 `token type not accepted`), as are tokens with an `events` claim
-    /// (security event and logout tokens) or a `typ` claim of `ID`, `Refresh`, `Offline` or
-    /// `Logout` (Keycloak's ID and refresh tokens). See
-    /// [`TokenProfile`](rocket_revoke_core::TokenProfile).
-    ///
-    /// _Default:_ none.
-    pub required_typ: Option<String>,
-    /// `"rfc9068"` holds tokens to the JWT profile for OAuth 2.0 access tokens (RFC 9068):
-    /// `typ: at+jwt` and the claims `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
-    /// are required, and `issuer` and `audience` must be set. For tokens an identity provider
-    /// issues: an app that mints its own (a signing key for the first algorithm) cannot use
-    /// it, since its tokens carry no `client_id`.
-    ///
-    /// _Default:_ `"jwt"` (any signed JWT that passes the other rules).
-    pub profile: rocket_revoke_core::TokenProfile,
     /// PEM private key that signs minted tokens when the first algorithm is not `HS*`.
     /// Without it (and without `secret` for `HS*`) the app verifies only and
     /// [`Revoker::issue`](crate::Revoker::issue) fails.
@@ -186,11 +107,6 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ `1209600` (14 days).
     pub refresh_ttl: i64,
-    /// How often sync reads the event log when nothing woke it, in milliseconds. On SQLite
-    /// this bounds how long another instance takes to see a revocation.
-    ///
-    /// _Default:_ `250`.
-    pub poll_interval_ms: u64,
     /// The longest the revocation set may go without a successful read of the database, in
     /// milliseconds, before [`Authenticated`](crate::Authenticated) fails closed: past it,
     /// a token that verifies and is not in the (stale) set is answered `503 Service
@@ -206,44 +122,6 @@ pub struct RevokeConfig {
     ///
     /// _Default:_ none (off).
     pub max_staleness_ms: Option<u64>,
-    /// How often expired entries are dropped from the in-memory set and the database is
-    /// pruned (revocations no longer in force, registry rows and events past
-    /// `retention_secs`), in seconds. The database prune runs on one instance at a time, in
-    /// transactions of at most 1000 rows per table.
-    ///
-    /// _Default:_ `60`.
-    pub prune_interval_secs: u64,
-    /// The longest lifetime (`exp - iat`) of any token the app accepts, in seconds, at most
-    /// 10 years. Tokens that may live longer, and tokens without `exp`, are refused (401
-    /// `token lifetime exceeds the maximum`), because revocations are kept in force this long
-    /// past the last token they cover. Recorded in the database at launch; the largest value
-    /// of every app on the database is what every writer (other instances, revokectl) sizes
-    /// revocations by. `access_ttl` and `refresh_ttl` must not exceed it.
-    ///
-    /// _Default:_ `2592000` (30 days).
-    pub max_token_ttl_secs: i64,
-    /// How far the clocks of instances (and of the identity providers whose tokens are
-    /// accepted) may disagree, in seconds, at most 3600: revocations outlive the tokens they
-    /// cover by `leeway` plus this.
-    ///
-    /// _Default:_ `60`.
-    pub clock_skew_secs: i64,
-    /// How long expired registry rows and old events are kept, in seconds.
-    ///
-    /// _Default:_ `604800` (7 days).
-    pub retention_secs: i64,
-    /// How many revocations may wait to be written (group commit: one transaction takes
-    /// every waiting revocation, up to 256). When that many are waiting, one more is refused
-    /// at once with `503 Service Unavailable`, `Retry-After` and
-    /// `{"error":"temporarily_unavailable",...}`, and nothing is written: a stalled database
-    /// cannot pile up requests and memory without end. A revocation whose request went away
-    /// (client gone, timeout) before its turn is not written.
-    ///
-    /// Between 1 and 65536.
-    ///
-    /// _Default:_ `4096` (16 full transactions ahead): far beyond what a healthy database
-    /// lets queue up, since every transaction takes all that waits, so only a stall fills it.
-    pub write_queue: usize,
     /// The client id that may call the RFC 7662 introspection route (HTTP Basic).
     /// Without `client_id` and `client_secret` introspection answers 401 to everyone.
     ///
@@ -297,43 +175,43 @@ const MAX_VERIFIED_CACHE: usize = 65_536;
 /// Largest `last_seen_capacity` (queued sightings).
 const MAX_LAST_SEEN_CAPACITY: usize = 1 << 20;
 
+/// Fields of [`EngineConfig`] that are not keys of the `revoke` table: the leeway is the
+/// verifier's `leeway`, and an app always records its bounds and prunes its own database.
+const ENGINE_FIELDS_NOT_KEYS: [&str; 3] = ["leeway_secs", "publish_bounds", "prune_database"];
+
+/// Every key of the `revoke` table, as the structs that read them name them: the fields of
+/// [`VerifierConfig`], of [`EngineConfig`] but [`ENGINE_FIELDS_NOT_KEYS`], and Rocket's own.
+struct TableKeys;
+
+impl KeySet for TableKeys {
+    fn keys() -> &'static [&'static str] {
+        static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+            let engine = keys::fields::<EngineConfig>()
+                .iter()
+                .filter(|field| !ENGINE_FIELDS_NOT_KEYS.contains(field));
+            keys::fields::<VerifierConfig>()
+                .iter()
+                .chain(engine)
+                .chain(keys::fields::<RevokeConfig>())
+                .copied()
+                .collect()
+        });
+        KEYS.as_slice()
+    }
+}
+
 impl Default for RevokeConfig {
     fn default() -> Self {
-        let verifier = VerifierConfig::default();
-        let engine = EngineConfig::default();
         let issuer = IssuerConfig::default();
         RevokeConfig {
+            verifier: VerifierConfig::default(),
+            engine: EngineConfig::default(),
             realm: "api".into(),
-            algorithms: verifier.algorithms,
-            secret: None,
-            public_key_pem: Vec::new(),
-            jwks_file: None,
-            jwks_url: None,
-            jwks_refresh_secs: verifier.jwks_refresh_secs,
-            jwks_min_refresh_interval_secs: verifier.jwks_min_refresh_interval_secs,
-            jwks_timeout_secs: verifier.jwks_timeout_secs,
-            jwks_allow_insecure_http: verifier.jwks_allow_insecure_http,
-            jwks_max_age_secs: verifier.jwks_max_age_secs,
-            jwks_max_stale_secs: verifier.jwks_max_stale_secs,
-            issuer: Vec::new(),
-            audience: Vec::new(),
-            leeway: verifier.leeway,
-            required_claims: verifier.required_claims,
-            family_claim: verifier.family_claim,
-            verified_cache: verifier.verified_cache,
-            required_typ: None,
-            profile: rocket_revoke_core::TokenProfile::Jwt,
             private_key_pem: None,
             kid: None,
             access_ttl: issuer.access_ttl,
             refresh_ttl: issuer.refresh_ttl,
-            poll_interval_ms: engine.poll_interval_ms,
             max_staleness_ms: None,
-            prune_interval_secs: engine.prune_interval_secs,
-            max_token_ttl_secs: engine.max_token_ttl_secs,
-            clock_skew_secs: engine.clock_skew_secs,
-            retention_secs: engine.retention_secs,
-            write_queue: engine.write_queue,
             client_id: None,
             client_secret: None,
             last_seen_interval_ms: 1000,
@@ -345,49 +223,40 @@ impl Default for RevokeConfig {
     }
 }
 
+/// The engine keys of the `revoke` table: [`EngineConfig`]'s fields but those an app does
+/// not set ([`ENGINE_FIELDS_NOT_KEYS`]).
+fn serialize_engine_keys<S: serde::Serializer>(
+    engine: &EngineConfig,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error as _;
+    let mut table = match figment::value::Value::serialize(engine).map_err(S::Error::custom)? {
+        figment::value::Value::Dict(_, table) => table,
+        _ => return Err(S::Error::custom("the engine settings are not a table")),
+    };
+    for field in ENGINE_FIELDS_NOT_KEYS {
+        table.remove(field);
+    }
+    table.serialize(serializer)
+}
+
 impl fmt::Debug for RevokeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        // `VerifierConfig`'s own `Debug` redacts `secret` and the credentials of `jwks_url`.
         f.debug_struct("RevokeConfig")
+            .field("verifier", &self.verifier)
+            .field("engine", &self.engine)
             .field("realm", &self.realm)
-            .field("algorithms", &self.algorithms)
-            .field("secret", &redact(&self.secret))
-            .field("public_key_pem", &self.public_key_pem)
-            .field("jwks_file", &self.jwks_file)
-            .field(
-                "jwks_url",
-                &self.jwks_url.as_deref().map(rocket_revoke_core::redact_url),
-            )
-            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
-            .field(
-                "jwks_min_refresh_interval_secs",
-                &self.jwks_min_refresh_interval_secs,
-            )
-            .field("jwks_timeout_secs", &self.jwks_timeout_secs)
-            .field("jwks_allow_insecure_http", &self.jwks_allow_insecure_http)
-            .field("jwks_max_age_secs", &self.jwks_max_age_secs)
-            .field("jwks_max_stale_secs", &self.jwks_max_stale_secs)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
-            .field("required_claims", &self.required_claims)
-            .field("family_claim", &self.family_claim)
-            .field("verified_cache", &self.verified_cache)
-            .field("required_typ", &self.required_typ)
-            .field("profile", &self.profile)
             .field("private_key_pem", &self.private_key_pem)
             .field("kid", &self.kid)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
-            .field("poll_interval_ms", &self.poll_interval_ms)
             .field("max_staleness_ms", &self.max_staleness_ms)
-            .field("prune_interval_secs", &self.prune_interval_secs)
-            .field("max_token_ttl_secs", &self.max_token_ttl_secs)
-            .field("clock_skew_secs", &self.clock_skew_secs)
-            .field("retention_secs", &self.retention_secs)
-            .field("write_queue", &self.write_queue)
             .field("client_id", &self.client_id)
-            .field("client_secret", &redact(&self.client_secret))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("last_seen_interval_ms", &self.last_seen_interval_ms)
             .field("last_seen_capacity", &self.last_seen_capacity)
             .field("token_cookie", &self.token_cookie)
@@ -437,14 +306,26 @@ impl RevokeConfig {
     /// Reads the `revoke` table of `figment` (Rocket's), fills in the defaults and checks the
     /// values.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config: RevokeConfig = figment
-            .focus(Self::KEY)
-            .join(Serialized::defaults(RevokeConfig::default()))
-            .extract()
-            .map_err(prefixed)?;
+        let config = Self::read(&figment.focus(Self::KEY))?;
         config.validate()?;
         config.check_for_profile(figment.profile().as_str().as_str())?;
         Ok(config)
+    }
+
+    /// Reads `table` (the focused `revoke` table): refuses a key no part reads, then reads
+    /// each part, with its defaults, from the same figment so that an error names the key
+    /// and its source.
+    fn read(table: &Figment) -> Result<Self, ConfigError> {
+        let error = |e| ConfigError::from(prefixed(e));
+        table.extract::<KnownKeys<TableKeys>>().map_err(error)?;
+        let Section(own) = table.extract::<Section<RevokeConfig>>().map_err(error)?;
+        let Section(verifier) = table.extract().map_err(error)?;
+        let Section(engine) = table.extract().map_err(error)?;
+        Ok(RevokeConfig {
+            verifier,
+            engine,
+            ..own
+        })
     }
 
     /// What only a debug profile may run with, as Rocket does for `secret_key`: an HMAC
@@ -455,7 +336,7 @@ impl RevokeConfig {
         if profile.eq_ignore_ascii_case(rocket::Config::DEBUG_PROFILE.as_str().as_str()) {
             return Ok(());
         }
-        match &self.secret {
+        match &self.verifier.secret {
             Some(secret) if secret.len() < MIN_RELEASE_SECRET_LEN => Err(ConfigError::Invalid {
                 key: "secret",
                 reason: format!(
@@ -486,7 +367,7 @@ impl RevokeConfig {
                 "must be non-empty, without quotes, backslashes or control characters",
             );
         }
-        if self.algorithms.is_empty() {
+        if self.verifier.algorithms.is_empty() {
             return invalid("algorithms", "must list at least one algorithm");
         }
         if self.access_ttl <= 0 {
@@ -495,41 +376,45 @@ impl RevokeConfig {
         if self.refresh_ttl <= 0 {
             return invalid("refresh_ttl", "must be a positive number of seconds");
         }
-        if self.max_token_ttl_secs <= 0
-            || self.max_token_ttl_secs > rocket_revoke_core::MAX_TTL_SECS
+        if self.engine.max_token_ttl_secs <= 0
+            || self.engine.max_token_ttl_secs > rocket_revoke_core::MAX_TTL_SECS
         {
             return invalid(
                 "max_token_ttl_secs",
                 "must be a positive number of seconds, at most 10 years",
             );
         }
-        if i64::try_from(self.leeway).map_or(true, |l| l > rocket_revoke_core::MAX_LEEWAY_SECS) {
+        if i64::try_from(self.verifier.leeway)
+            .map_or(true, |l| l > rocket_revoke_core::MAX_LEEWAY_SECS)
+        {
             return invalid("leeway", "must be at most 3600 seconds");
         }
-        if !(0..=rocket_revoke_core::MAX_LEEWAY_SECS).contains(&self.clock_skew_secs) {
+        if !(0..=rocket_revoke_core::MAX_LEEWAY_SECS).contains(&self.engine.clock_skew_secs) {
             return invalid("clock_skew_secs", "must be between 0 and 3600 seconds");
         }
-        if self.refresh_ttl > self.max_token_ttl_secs || self.access_ttl > self.max_token_ttl_secs {
+        if self.refresh_ttl > self.engine.max_token_ttl_secs
+            || self.access_ttl > self.engine.max_token_ttl_secs
+        {
             return invalid(
                 "refresh_ttl",
                 "token lifetimes must not exceed `max_token_ttl_secs`, or pruned cut-offs would let old tokens back in",
             );
         }
-        if self.retention_secs < 0 {
+        if self.engine.retention_secs < 0 {
             return invalid("retention_secs", "must not be negative");
         }
-        if self.poll_interval_ms == 0 {
+        if self.engine.poll_interval_ms == 0 {
             return invalid("poll_interval_ms", "must be at least 1");
         }
         if let Some(max) = self.max_staleness_ms {
-            if max <= self.poll_interval_ms {
+            if max <= self.engine.poll_interval_ms {
                 return invalid(
                     "max_staleness_ms",
                     "must be greater than `poll_interval_ms`, or every request between two reads would fail",
                 );
             }
         }
-        if self.prune_interval_secs == 0 {
+        if self.engine.prune_interval_secs == 0 {
             return invalid("prune_interval_secs", "must be at least 1");
         }
         if self.last_seen_interval_ms == 0 {
@@ -541,19 +426,21 @@ impl RevokeConfig {
                 "must be between 1 and 1048576 (each waiting sighting holds a token's claims)",
             );
         }
-        if self.write_queue == 0 || self.write_queue > rocket_revoke_core::MAX_WRITE_QUEUE {
+        if self.engine.write_queue == 0
+            || self.engine.write_queue > rocket_revoke_core::MAX_WRITE_QUEUE
+        {
             return invalid(
                 "write_queue",
                 "must be between 1 and 65536 (each waiting revocation holds a request)",
             );
         }
-        if self.verified_cache > MAX_VERIFIED_CACHE {
+        if self.verifier.verified_cache > MAX_VERIFIED_CACHE {
             return invalid(
                 "verified_cache",
                 "must be at most 65536 slots per thread (each can hold about 3.5 KiB)",
             );
         }
-        if self.profile == rocket_revoke_core::TokenProfile::Rfc9068
+        if self.verifier.profile == rocket_revoke_core::TokenProfile::Rfc9068
             && self.issuer_config().is_some()
         {
             return invalid(
@@ -598,69 +485,44 @@ impl RevokeConfig {
         Ok(())
     }
 
-    /// The verifier part.
-    pub fn verifier_config(&self) -> VerifierConfig {
-        VerifierConfig {
-            algorithms: self.algorithms.clone(),
-            secret: self.secret.clone(),
-            public_key_pem: self.public_key_pem.clone(),
-            jwks_file: self.jwks_file.clone(),
-            jwks_url: self.jwks_url.clone(),
-            jwks_refresh_secs: self.jwks_refresh_secs,
-            jwks_min_refresh_interval_secs: self.jwks_min_refresh_interval_secs,
-            jwks_timeout_secs: self.jwks_timeout_secs,
-            jwks_allow_insecure_http: self.jwks_allow_insecure_http,
-            jwks_max_age_secs: self.jwks_max_age_secs,
-            jwks_max_stale_secs: self.jwks_max_stale_secs,
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-            leeway: self.leeway,
-            required_claims: self.required_claims.clone(),
-            family_claim: self.family_claim.clone(),
-            verified_cache: self.verified_cache,
-            required_typ: self.required_typ.clone(),
-            profile: self.profile,
-        }
+    /// The verifier part: [`verifier`](Self::verifier).
+    pub fn verifier_config(&self) -> &VerifierConfig {
+        &self.verifier
     }
 
-    /// The engine part.
+    /// The engine part: [`engine`](Self::engine), with the verifier's leeway, recording its
+    /// bounds in the database and pruning it (as every app does).
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
-            poll_interval_ms: self.poll_interval_ms,
-            prune_interval_secs: self.prune_interval_secs,
-            max_token_ttl_secs: self.max_token_ttl_secs,
-            leeway_secs: i64::try_from(self.leeway).unwrap_or(i64::MAX),
-            clock_skew_secs: self.clock_skew_secs,
-            retention_secs: self.retention_secs,
-            // An app records its bounds and prunes its own database.
+            leeway_secs: i64::try_from(self.verifier.leeway).unwrap_or(i64::MAX),
             publish_bounds: true,
             prune_database: true,
-            write_queue: self.write_queue,
+            ..self.engine.clone()
         }
     }
 
     /// The issuer part, when a signing key is configured for the first algorithm.
     pub fn issuer_config(&self) -> Option<IssuerConfig> {
-        let algorithm = *self.algorithms.first()?;
+        let algorithm = *self.verifier.algorithms.first()?;
         let hmac = matches!(
             algorithm,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
         );
         let has_key = if hmac {
-            self.secret.is_some()
+            self.verifier.secret.is_some()
         } else {
             self.private_key_pem.is_some()
         };
         has_key.then(|| IssuerConfig {
             algorithm,
-            secret: self.secret.clone(),
+            secret: self.verifier.secret.clone(),
             private_key_pem: self.private_key_pem.clone(),
             kid: self.kid.clone(),
-            issuer: self.issuer.first().cloned(),
-            audience: self.audience.first().cloned(),
+            issuer: self.verifier.issuer.first().cloned(),
+            audience: self.verifier.audience.first().cloned(),
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
-            typ: self.required_typ.clone(),
+            typ: self.verifier.required_typ.clone(),
         })
     }
 
@@ -676,7 +538,7 @@ impl RevokeConfig {
         &self,
         clock: rocket_revoke_core::SharedClock,
     ) -> Result<rocket_revoke_core::Verifier, ConfigError> {
-        rocket_revoke_core::Verifier::from_config_with_clock(&self.verifier_config(), clock)
+        rocket_revoke_core::Verifier::from_config_with_clock(&self.verifier, clock)
             .await
             .map_err(|e| self.key_error(e))
     }
@@ -693,7 +555,9 @@ impl RevokeConfig {
                     ),
                 };
             }
-            KeyError::Read { path, .. } if self.jwks_file.as_deref() == Some(path.as_path()) => {
+            KeyError::Read { path, .. }
+                if self.verifier.jwks_file.as_deref() == Some(path.as_path()) =>
+            {
                 "jwks_file"
             }
             KeyError::Read { .. } | KeyError::BadPem { .. } => "public_key_pem",
@@ -718,5 +582,294 @@ fn prefixed(error: figment::Error) -> figment::Error {
     match first {
         Some(first) => errors.fold(first, |chain, e| chain.chain(e)),
         None => figment::Error::from("invalid revoke configuration".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+    use serde_json::{json, Value};
+
+    /// The `revoke` table as it was before the verifier's and the engine's keys moved into
+    /// their structs: every key, with its default. The regression guard of the table's shape.
+    fn todays_defaults() -> Value {
+        json!({
+            "realm": "api",
+            "algorithms": ["HS256"],
+            "secret": null,
+            "public_key_pem": [],
+            "jwks_file": null,
+            "jwks_url": null,
+            "jwks_refresh_secs": 300,
+            "jwks_min_refresh_interval_secs": 10,
+            "jwks_timeout_secs": 5,
+            "jwks_allow_insecure_http": false,
+            "jwks_max_age_secs": 3600,
+            "jwks_max_stale_secs": 86400,
+            "issuer": [],
+            "audience": [],
+            "leeway": 30,
+            "required_claims": ["exp", "jti"],
+            "family_claim": "fid",
+            "verified_cache": 512,
+            "required_typ": null,
+            "profile": "jwt",
+            "private_key_pem": null,
+            "kid": null,
+            "access_ttl": 900,
+            "refresh_ttl": 1_209_600,
+            "poll_interval_ms": 250,
+            "max_staleness_ms": null,
+            "prune_interval_secs": 60,
+            "max_token_ttl_secs": 2_592_000,
+            "clock_skew_secs": 60,
+            "retention_secs": 604_800,
+            "write_queue": 4096,
+            "client_id": null,
+            "client_secret": null,
+            "last_seen_interval_ms": 1000,
+            "last_seen_capacity": 8192,
+            "token_cookie": null,
+            "token_query": null,
+            "trace_requests": false,
+        })
+    }
+
+    fn from_json(table: Value) -> Result<RevokeConfig, ConfigError> {
+        let figment = Figment::new().merge(("revoke", table));
+        RevokeConfig::from_figment(&figment.select(rocket::Config::DEBUG_PROFILE))
+    }
+
+    fn error(table: Value) -> String {
+        match from_json(table.clone()) {
+            Ok(config) => panic!("{table} is accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_keys_are_todays() {
+        let today = todays_defaults();
+        let mut expected: Vec<&str> = today
+            .as_object()
+            .expect("a table")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        expected.sort_unstable();
+        let mut known = TableKeys::keys().to_vec();
+        known.sort_unstable();
+        assert_eq!(known, expected, "no key lost, none added, none twice");
+    }
+
+    #[test]
+    fn defaults_are_todays_and_serialize_flat() {
+        let defaults = serde_json::to_value(RevokeConfig::default()).expect("serialize");
+        assert_eq!(defaults, todays_defaults());
+        let read = from_json(json!({})).expect("an empty table");
+        assert_eq!(read, RevokeConfig::default());
+        assert_eq!(read.engine.poll_interval_ms, 250);
+        assert_eq!(read.verifier.leeway, 30);
+        assert_eq!(read.realm, "api");
+        assert_eq!(read.engine.write_queue, 4096);
+        // No `revoke` table at all reads the same.
+        let none = RevokeConfig::from_figment(&Figment::new()).expect("no table");
+        assert_eq!(none, RevokeConfig::default());
+    }
+
+    #[test]
+    fn every_key_of_todays_table_is_read() {
+        // A value other than the default for each key, so each must reach its field.
+        let mut table = todays_defaults();
+        for (key, value) in [
+            ("realm", json!("other")),
+            ("algorithms", json!(["HS384", "RS256"])),
+            ("secret", json!("a".repeat(32))),
+            ("public_key_pem", json!(["/keys/a.pem"])),
+            ("jwks_file", json!("/keys/jwks.json")),
+            ("jwks_url", json!("https://idp.example/certs")),
+            ("jwks_refresh_secs", json!(301)),
+            ("jwks_min_refresh_interval_secs", json!(11)),
+            ("jwks_timeout_secs", json!(6)),
+            ("jwks_allow_insecure_http", json!(true)),
+            ("jwks_max_age_secs", json!(3601)),
+            ("jwks_max_stale_secs", json!(86401)),
+            ("issuer", json!(["https://idp.example"])),
+            ("audience", json!(["api"])),
+            ("leeway", json!(31)),
+            ("required_claims", json!(["exp"])),
+            ("family_claim", json!("sid")),
+            ("verified_cache", json!(513)),
+            ("required_typ", json!("at+jwt")),
+            // `"rfc9068"` cannot be combined with minting (validation_keeps_its_key_names
+            // shows it is read).
+            ("profile", json!("jwt")),
+            ("private_key_pem", json!("/keys/private.pem")),
+            ("kid", json!("k1")),
+            ("access_ttl", json!(901)),
+            ("refresh_ttl", json!(1_209_601)),
+            ("poll_interval_ms", json!(251)),
+            ("max_staleness_ms", json!(60_000)),
+            ("prune_interval_secs", json!(61)),
+            ("max_token_ttl_secs", json!(2_592_001)),
+            ("clock_skew_secs", json!(61)),
+            ("retention_secs", json!(604_801)),
+            ("write_queue", json!(4097)),
+            ("client_id", json!("gateway")),
+            ("client_secret", json!("b".repeat(32))),
+            ("last_seen_interval_ms", json!(1001)),
+            ("last_seen_capacity", json!(8193)),
+            ("token_cookie", json!("access_token")),
+            ("token_query", json!("access_token")),
+            ("trace_requests", json!(true)),
+        ] {
+            assert!(table.get(key).is_some(), "{key} is not one of today's keys");
+            if key != "profile" {
+                assert_ne!(
+                    table[key], value,
+                    "{key}: pick a value other than the default"
+                );
+            }
+            table[key] = value;
+        }
+        let config = from_json(table.clone()).expect("every key of today's table");
+        assert_eq!(serde_json::to_value(&config).expect("serialize"), table);
+        assert_eq!(config.verifier.leeway, 31);
+        assert_eq!(config.engine.write_queue, 4097);
+        assert_eq!(config.realm, "other");
+    }
+
+    #[test]
+    fn keys_no_part_reads_are_refused_and_named() {
+        for key in ["leeway_secs", "publish_bounds", "prune_database", "secrett"] {
+            let value = if key == "leeway_secs" {
+                json!(5)
+            } else {
+                json!(false)
+            };
+            let message = error(json!({ key: value }));
+            assert!(message.contains("unknown field"), "{key}: {message}");
+            assert!(
+                message.contains(&format!("revoke.{key}")),
+                "{key}: {message}"
+            );
+        }
+        // Also among valid keys, whichever part they belong to.
+        let message = error(json!({ "leeway": 10, "realm": "x", "write_queue": 8, "leway": 1 }));
+        assert!(message.contains("revoke.leway"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_type_names_the_key_in_each_part() {
+        for (key, value) in [
+            ("leeway", json!("soon")),
+            ("algorithms", json!(5)),
+            ("secret", json!(["x"])),
+            ("poll_interval_ms", json!("fast")),
+            ("write_queue", json!(-1)),
+            ("realm", json!(5)),
+            ("max_staleness_ms", json!("soon")),
+        ] {
+            let message = error(json!({ key: value }));
+            assert!(
+                message.contains(&format!("revoke.{key}")),
+                "{key}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_source() {
+        let toml = |table: &str| {
+            Figment::new().merge(Toml::string(&format!("[default.revoke]\n{table}")).nested())
+        };
+        for table in ["leeway = \"soon\"", "write_queue = \"many\"", "secrett = 1"] {
+            let message = RevokeConfig::from_figment(&toml(table))
+                .expect_err(table)
+                .to_string();
+            assert!(message.contains("TOML"), "{table}: {message}");
+        }
+        let config =
+            RevokeConfig::from_figment(&toml("leeway = 10\npoll_interval_ms = 500\nrealm = \"x\""))
+                .expect("valid");
+        assert_eq!(
+            (config.verifier.leeway, config.engine.poll_interval_ms),
+            (10, 500)
+        );
+        assert_eq!(config.realm, "x");
+    }
+
+    #[test]
+    fn validation_keeps_its_key_names() {
+        for (table, key) in [
+            (json!({ "leeway": 3601 }), "`revoke.leeway`"),
+            (json!({ "write_queue": 0 }), "`revoke.write_queue`"),
+            (
+                json!({ "poll_interval_ms": 0 }),
+                "`revoke.poll_interval_ms`",
+            ),
+            (json!({ "algorithms": [] }), "`revoke.algorithms`"),
+            (
+                json!({ "verified_cache": 65_537 }),
+                "`revoke.verified_cache`",
+            ),
+            (json!({ "refresh_ttl": -1 }), "`revoke.refresh_ttl`"),
+            (json!({ "client_id": "gw" }), "`revoke.client_secret`"),
+            (
+                json!({ "profile": "rfc9068", "secret": "s" }),
+                "`revoke.profile`",
+            ),
+        ] {
+            let message = error(table);
+            assert!(message.contains(key), "{message} should name {key}");
+        }
+    }
+
+    #[test]
+    fn the_engine_takes_the_verifiers_leeway_and_always_publishes_and_prunes() {
+        let mut config =
+            from_json(json!({ "leeway": 12, "poll_interval_ms": 100 })).expect("valid");
+        config.engine.leeway_secs = 99;
+        config.engine.publish_bounds = false;
+        config.engine.prune_database = false;
+        let engine = config.engine_config();
+        assert_eq!(engine.leeway_secs, 12);
+        assert!(engine.publish_bounds && engine.prune_database);
+        assert_eq!(engine.poll_interval_ms, 100);
+        assert_eq!(config.verifier_config(), &config.verifier);
+    }
+
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let config = from_json(json!({
+            "secret": "hmac-secret-hmac-secret-hmac-secret",
+            "client_id": "gw",
+            "client_secret": "client-secret-value",
+            "jwks_url": "https://user:url-password@idp.example/certs?api_key=url-password",
+        }))
+        .expect("valid");
+        let shown = format!("{config:?}");
+        for secret in ["hmac-secret", "client-secret-value", "url-password"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("idp.example"), "{shown}");
+    }
+
+    #[test]
+    fn deserialize_reads_only_rockets_own_keys() {
+        let own: RevokeConfig =
+            serde_json::from_value(json!({ "realm": "x", "access_ttl": 60 })).expect("own keys");
+        assert_eq!((own.realm.as_str(), own.access_ttl), ("x", 60));
+        assert!(serde_json::from_value::<RevokeConfig>(json!({ "secret": "s" })).is_err());
+    }
+
+    #[test]
+    fn fields_lists_option_fields_too() {
+        let fields = keys::fields::<VerifierConfig>();
+        assert!(fields.contains(&"secret") && fields.contains(&"required_typ"));
+        assert!(keys::fields::<RevokeConfig>().contains(&"max_staleness_ms"));
+        assert!(!keys::fields::<RevokeConfig>().contains(&"verifier"));
+        assert!(keys::fields::<String>().is_empty());
     }
 }

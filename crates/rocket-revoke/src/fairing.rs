@@ -105,7 +105,7 @@ where
         .verifier_with_clock(clock.clone())
         .await
         .map_err(|e| e.to_string())?
-        .with_max_lifetime(config.max_token_ttl_secs);
+        .with_max_lifetime(config.engine.max_token_ttl_secs);
     let db = rocket.state::<D>().ok_or_else(|| {
         format!(
             "database `{}` is unavailable: `{}::init()` failed or is not attached before the rocket-revoke fairing",
@@ -126,10 +126,10 @@ where
         .await
         .map_err(|e| format!("database `{}`: cannot load revocations: {e}", D::NAME))?;
     let bounds = engine.bounds();
-    if bounds.max_token_ttl_secs > config.max_token_ttl_secs {
+    if bounds.max_token_ttl_secs > config.engine.max_token_ttl_secs {
         tracing::info!(
             recorded = bounds.max_token_ttl_secs,
-            mine = config.max_token_ttl_secs,
+            mine = config.engine.max_token_ttl_secs,
             "another app on this database accepts longer-lived tokens; revocations are sized for the longest"
         );
     }

@@ -22,10 +22,10 @@ use crate::revoker::{self, Revoker};
 /// required claims), refuses refresh tokens (`"kind": "refresh"`), checks the in-memory
 /// revocation set (no I/O), and queues a last-seen sighting. A token this worker thread has
 /// verified before skips the signature check, never the rest (see
-/// [`RevokeConfig::verified_cache`](crate::RevokeConfig::verified_cache)). A refused token is a
-/// 401 with an RFC 6750 `WWW-Authenticate` header and a JSON body, a malformed or repeated
-/// `Authorization` header a 400 `invalid_request`; see [`AuthError`]. The
-/// one exception is a set older than `max_staleness_ms` (see
+/// [`VerifierConfig::verified_cache`](rocket_revoke_core::VerifierConfig::verified_cache)).
+/// A refused token is a 401 with an RFC 6750 `WWW-Authenticate` header and a JSON body, a
+/// malformed or repeated `Authorization` header a 400 `invalid_request`; see [`AuthError`].
+/// The one exception is a set older than `max_staleness_ms` (see
 /// [`RevokeConfig`](crate::RevokeConfig), off by default): then an unrevoked token gets a
 /// 503 ([`AuthError::Stale`]).
 ///

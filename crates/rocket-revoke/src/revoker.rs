@@ -125,7 +125,7 @@ impl Revoker {
         let last_seen = LastSeen::new(
             config.last_seen_capacity,
             Duration::from_millis(config.last_seen_interval_ms),
-            config.max_token_ttl_secs,
+            config.engine.max_token_ttl_secs,
         );
         let metrics = Metrics::new();
         let lag = metrics.clone();
@@ -224,7 +224,7 @@ impl Revoker {
     /// Use it with [`RevokeRequest::issuer`] when revoking from a token's claims, e.g.
     /// "log out everywhere" for the caller's subject.
     pub fn issuer_scope<'c, E>(&self, claims: &'c Claims<E>) -> Option<&'c str> {
-        if self.inner.config.issuer.len() > 1 {
+        if self.inner.config.verifier.issuer.len() > 1 {
             claims.iss.as_deref().filter(|i| !i.is_empty())
         } else {
             None
@@ -321,7 +321,7 @@ impl Revoker {
     /// is older than `jwks_max_age_secs` (`jwks.stale`).
     pub fn health(&self) -> Health {
         let sync = self.status();
-        let poll_ms = i64::try_from(self.inner.config.poll_interval_ms).unwrap_or(i64::MAX);
+        let poll_ms = i64::try_from(self.inner.config.engine.poll_interval_ms).unwrap_or(i64::MAX);
         let staleness_ms = self.inner.engine.staleness_ms();
         // Sync reads at least once a poll interval: two intervals without a success mean
         // the database is unreachable (or a read hangs), whatever the last error says.

@@ -416,7 +416,7 @@ async fn a_token_accepted_before_is_refused_once_revoked(db: &TestDb) {
             .await
             .expect("valid rocket");
         let revoker = Revoker::fetch(client.rocket()).expect("revoker").clone();
-        assert_eq!(json!(revoker.config().verified_cache), cache);
+        assert_eq!(json!(revoker.config().verifier.verified_cache), cache);
         let claims = claims("erin");
         let token = sign(&claims, SECRET);
         for _ in 0..3 {
@@ -933,7 +933,7 @@ fn config_errors_name_the_key() {
     // A 1-byte secret passes only in the debug profile (any other refuses it; profiles.rs).
     let short = figment(json!({ "secret": "s" })).select(rocket::Config::DEBUG_PROFILE);
     let config = RevokeConfig::from_figment(&short).expect("ok");
-    assert_eq!(config.poll_interval_ms, 250);
+    assert_eq!(config.engine.poll_interval_ms, 250);
     assert_eq!(config.realm, "api");
     assert!(
         !format!("{config:?}").contains("\"s\""),

@@ -381,8 +381,8 @@ async fn plain_http_jwks_url_to_another_host_fails_the_launch_unless_opted_in() 
                 &rocket::figment::Figment::new().merge(("revoke", opted_in)),
             )
             .expect("valid types");
-            assert!(config.jwks_allow_insecure_http);
-            rocket_revoke_core::Verifier::new(&config.verifier_config()).expect("opted in");
+            assert!(config.verifier.jwks_allow_insecure_http);
+            rocket_revoke_core::Verifier::new(config.verifier_config()).expect("opted in");
         }
     }
     db.cleanup().await;
