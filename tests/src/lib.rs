@@ -10,6 +10,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `cargo`, without the variables cargo sets for the processes it runs (a test, `cargo
+/// run`): a build started from such a process must see the environment a build from the
+/// shell sees. ring's build script reruns when `CARGO_MANIFEST_DIR` changes, so a test that
+/// built with it set rebuilt ring and everything above it (sqlx, rocket: about two minutes
+/// here), and the next build from the shell rebuilt them back.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&&*name);
+        if set_by_cargo {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd
+}
+
 /// A `revoke-demo` process on its own port; killed when dropped.
 pub struct Demo {
     child: Child,
@@ -122,4 +148,33 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     }
     let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cargo_runs_without_the_variables_cargo_set_for_this_test() {
+        assert!(
+            std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+            "cargo sets it for tests"
+        );
+        let cmd = super::cargo();
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            removed.iter().any(|k| *k == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(
+            removed.iter().any(|k| *k == "CARGO_PKG_NAME"),
+            "{removed:?}"
+        );
+        assert!(
+            !removed.iter().any(|k| *k == "PATH" || *k == "CARGO_HOME"),
+            "{removed:?}"
+        );
+    }
 }

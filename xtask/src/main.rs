@@ -60,7 +60,7 @@ fn soak(minutes: u64) -> anyhow::Result<()> {
     run("cargo", &["build", "--release", "-p", "revoke-demo"])?;
     let secs = (minutes * 60).to_string();
     util::run_with(
-        std::process::Command::new("cargo")
+        util::cargo()
             .args([
                 "test",
                 "--release",

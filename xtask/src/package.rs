@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
-use crate::util::{run_with, target_dir};
+use crate::util::{self, run_with, target_dir};
 
 /// The crates that are published.
 const PUBLISHED: [&str; 3] = ["rocket-revoke-core", "rocket-revoke", "revokectl"];
@@ -52,7 +52,7 @@ pub fn main() -> Result<()> {
         for name in PUBLISHED {
             args.extend(["-p", name]);
         }
-        run_with(shared_target(Command::new("cargo").args(&args)))
+        run_with(shared_target(util::cargo().args(&args)))
     })?;
     step("cargo install", install)?;
     eprintln!("package: ok");
@@ -176,7 +176,7 @@ fn version(v: &str) -> Result<(u64, u64)> {
 }
 
 fn msrv() -> Result<()> {
-    let out = Command::new("cargo")
+    let out = util::cargo()
         .args(["metadata", "--format-version", "1", "--locked"])
         .output()
         .context("cargo metadata")?;
@@ -246,7 +246,7 @@ fn install() -> Result<()> {
     // `--debug` with the workspace's target dir: the point is that the install works, not
     // a second optimised build of everything; the build is the one `cargo build -p
     // revokectl` (the e2e run) already made.
-    run_with(shared_target(Command::new("cargo").args([
+    run_with(shared_target(util::cargo().args([
         "install",
         "--locked",
         "--debug",

@@ -31,6 +31,32 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// `cargo`, without the variables cargo sets for the processes it runs (a test, `cargo
+/// run`): a build started from such a process must see the environment a build from the
+/// shell sees. ring's build script reruns when `CARGO_MANIFEST_DIR` changes, so a test that
+/// built with it set rebuilt ring and everything above it (sqlx, rocket: about two minutes
+/// here), and the next build from the shell rebuilt them back.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new("cargo");
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&&*name);
+        if set_by_cargo {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd
+}
+
 /// The workspace's test build, `cargo test --workspace --all-features --no-run`: the one
 /// full build CI makes (`cargo nextest run` runs this same build), so after the tests it is a
 /// no-op. Binaries built by it (`revokectl`, `revoke-demo`, `xtask`: packages with
@@ -38,7 +64,7 @@ pub fn target_dir() -> PathBuf {
 /// for that package alone and build sqlx, tokio and rocket a second time.
 pub fn test_build() -> Result<()> {
     run_with(
-        Command::new("cargo")
+        cargo()
             .args(["test", "-q", "--workspace", "--all-features", "--no-run"])
             .current_dir(workspace_root()),
     )

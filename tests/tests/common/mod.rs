@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use revoke_tests::target_binary;
 
@@ -25,7 +24,7 @@ pub fn demo_binary() -> PathBuf {
     } else {
         &["test", "-q", "--workspace", "--all-features", "--no-run"]
     };
-    let status = Command::new(env!("CARGO"))
+    let status = revoke_tests::cargo()
         .args(args)
         .current_dir(revoke_tests::workspace_root())
         .status()
