@@ -23,7 +23,7 @@ use rocket_revoke_core::{Scope, VerifyError};
 use crate::error::AuthError;
 
 /// Every rejection reason, in the order of [`reason_index`]; the `reason` label values.
-const REASONS: [&str; 23] = [
+const REASONS: [&str; 27] = [
     "missing",
     "ambiguous",
     "scheme",
@@ -39,6 +39,10 @@ const REASONS: [&str; 23] = [
     "unknown_key",
     "too_large",
     "unsupported_critical",
+    "kid_required",
+    "signing_keys_stale",
+    "lifetime_too_long",
+    "wrong_type",
     "verification_unavailable",
     "refresh_token",
     "revoked_jti",
@@ -68,13 +72,18 @@ fn reason_index(e: &AuthError) -> usize {
             VerifyError::UnknownKey => 12,
             VerifyError::TooLarge => 13,
             VerifyError::UnsupportedCritical => 14,
+            VerifyError::KidRequired => 15,
+            VerifyError::StaleKeys => 16,
+            VerifyError::LifetimeTooLong => 17,
+            VerifyError::WrongType => 18,
+            VerifyError::Unavailable => 19,
             // `VerifyError` is non-exhaustive: a future kind counts as a backend fault.
-            _ => 15,
+            _ => 19,
         },
-        AuthError::RefreshToken => 16,
-        AuthError::Revoked(scope) => 17 + scope_index(*scope),
-        AuthError::NotAttached => 21,
-        AuthError::Stale => 22,
+        AuthError::RefreshToken => 20,
+        AuthError::Revoked(scope) => 21 + scope_index(*scope),
+        AuthError::NotAttached => 25,
+        AuthError::Stale => 26,
     }
 }
 
@@ -233,5 +242,55 @@ impl Metrics {
             "Delay between a revocation event being written and being applied here",
             self.sync_lag.clone(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rejection_has_a_label_of_its_own() {
+        let verify = [
+            VerifyError::Malformed,
+            VerifyError::InvalidSignature,
+            VerifyError::Expired,
+            VerifyError::NotYetValid,
+            VerifyError::InvalidIssuer,
+            VerifyError::InvalidAudience,
+            VerifyError::MissingClaim("jti".into()),
+            VerifyError::AlgorithmNotAllowed,
+            VerifyError::UnknownKey,
+            VerifyError::KidRequired,
+            VerifyError::StaleKeys,
+            VerifyError::TooLarge,
+            VerifyError::UnsupportedCritical,
+            VerifyError::LifetimeTooLong,
+            VerifyError::WrongType,
+            VerifyError::Unavailable,
+        ];
+        let mut errors = vec![
+            AuthError::Missing,
+            AuthError::Ambiguous,
+            AuthError::Scheme,
+            AuthError::MalformedHeader,
+            AuthError::RefreshToken,
+            AuthError::NotAttached,
+            AuthError::Stale,
+        ];
+        errors.extend(verify.into_iter().map(AuthError::Invalid));
+        errors.extend(
+            [Scope::Jti, Scope::Subject, Scope::Family, Scope::Global].map(AuthError::Revoked),
+        );
+        let mut labels: Vec<&str> = errors.iter().map(|e| REASONS[reason_index(e)]).collect();
+        // A client's bad token is never counted as the server's fault.
+        for (e, label) in errors.iter().zip(&labels) {
+            let server_fault = matches!(e, AuthError::Invalid(VerifyError::Unavailable));
+            assert_eq!(*label == "verification_unavailable", server_fault, "{e:?}");
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), errors.len(), "two rejections share a label");
+        assert_eq!(labels.len(), REASONS.len(), "a label no rejection uses");
     }
 }

@@ -13,18 +13,26 @@ use support::{guard_work, revoked_set, token, verifiers};
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// Allocations (blocks) and bytes per call of `check`, over `n` calls after one warm-up
-/// call (which fills the per-thread tables).
+/// Allocations (blocks) and bytes per call of `check` after one warm-up call (which fills
+/// the per-thread tables): the least of five rounds of `n` calls. dhat counts the whole
+/// process, and on a loaded machine a round now and then also counts an allocation of
+/// something else (3.004 blocks a call was seen): the least round is the check's own.
 fn per_call(n: u64, mut check: impl FnMut() -> bool) -> (f64, f64) {
     assert!(check(), "warm-up call refused the token");
-    let before = dhat::HeapStats::get();
-    for _ in 0..n {
-        assert!(check(), "the token was refused");
+    let mut least = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let before = dhat::HeapStats::get();
+        for _ in 0..n {
+            assert!(check(), "the token was refused");
+        }
+        let after = dhat::HeapStats::get();
+        let blocks = (after.total_blocks - before.total_blocks) as f64 / n as f64;
+        let bytes = (after.total_bytes - before.total_bytes) as f64 / n as f64;
+        if blocks < least.0 {
+            least = (blocks, bytes);
+        }
     }
-    let after = dhat::HeapStats::get();
-    let blocks = (after.total_blocks - before.total_blocks) as f64 / n as f64;
-    let bytes = (after.total_bytes - before.total_bytes) as f64 / n as f64;
-    (blocks, bytes)
+    least
 }
 
 #[test]
