@@ -16,6 +16,10 @@ use sqlx::database::HasArguments;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use std::collections::HashMap;
 
+// The `where` clause below is written twice, here and on the `Store` impl: bounds on other
+// types (`i64: Encode<D>`) are not implied by `D: Dialect`, so each generic block that runs
+// sqlx queries spells them out, as sqlx's own generic code does.
+
 /// The statements behind [`Store`], generic over the database; the caller owns the transaction
 /// where one is passed in.
 impl<D: Dialect> SqlStore<D>
