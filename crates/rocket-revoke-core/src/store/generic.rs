@@ -123,18 +123,7 @@ where
                 continue;
             };
             slots.push(Some(events.len()));
-            events.push(Event {
-                id: 0,
-                at_ms,
-                kind: EventKind::Revoke,
-                scope: r.scope,
-                key: r.key,
-                issuer: r.issuer,
-                cutoff,
-                expires_at,
-                reason: r.reason,
-                actor: r.actor,
-            });
+            events.push(sql::revoke_event(r, 0, at_ms, cutoff, expires_at));
         }
         if let Some((fid, jti)) = extra {
             slots.push(Some(events.len()));

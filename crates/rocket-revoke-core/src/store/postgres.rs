@@ -3,7 +3,7 @@
 use super::dialect::{on_own_task, transaction, Dialect};
 use super::sql::{self, RowId};
 use super::{Backend, ChangeFeed, Joiners, SqlStore};
-use crate::{Error, Event, EventKind, Result, Revocation};
+use crate::{Error, Event, Result, Revocation};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{PgConnection, Postgres};
@@ -78,18 +78,7 @@ impl SqlStore<Postgres> {
             .into_iter()
             .map(|r| {
                 let (id, cutoff, expires_at) = written.remove(&sql::row_id(&r))?;
-                Some(Event {
-                    id,
-                    at_ms,
-                    kind: EventKind::Revoke,
-                    scope: r.scope,
-                    key: r.key,
-                    issuer: r.issuer,
-                    cutoff,
-                    expires_at,
-                    reason: r.reason,
-                    actor: r.actor,
-                })
+                Some(sql::revoke_event(r, id, at_ms, cutoff, expires_at))
             })
             .collect())
     }

@@ -185,6 +185,28 @@ pub(super) fn checked_rows(
         .collect()
 }
 
+/// The `revoke` event of `r` whose row, once written, has `cutoff` and `expires_at`.
+pub(super) fn revoke_event(
+    r: crate::Revocation,
+    id: i64,
+    at_ms: i64,
+    cutoff: Option<i64>,
+    expires_at: Option<i64>,
+) -> crate::Event {
+    crate::Event {
+        id,
+        at_ms,
+        kind: crate::EventKind::Revoke,
+        scope: r.scope,
+        key: r.key,
+        issuer: r.issuer,
+        cutoff,
+        expires_at,
+        reason: r.reason,
+        actor: r.actor,
+    }
+}
+
 /// Gives `events` the ids one multi-row insert returned: sorted, since `RETURNING` may list
 /// rows in any order while ids are allocated in row order (under the write lock).
 pub(super) fn assign_ids(events: &mut [crate::Event], ids: &mut [i64]) -> crate::Result<()> {
